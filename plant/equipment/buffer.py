@@ -1,0 +1,73 @@
+"""The buffer between ALD and anneal: finite capacity (a full buffer blocks the reactor that wants to unload)
+and a humid or dry environment in which waiting lots grow residual lithium.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING
+
+from plant import physics
+from plant.equipment.unit import Unit
+
+if TYPE_CHECKING:
+    from plant.line import Line
+    from plant.lot import Lot
+
+
+class Buffer(Unit):
+    """Waiting lots in arrival order. Rework lots come back from QC on a separate rack (no slot needed)."""
+
+    kind = "buffer"
+
+    def __init__(self, line: Line) -> None:
+        super().__init__("BUF", line.horizon_h)
+        cfg = line.scenario.buffer
+        self.line = line
+        self.capacity = cfg.capacity_lots
+        self.rh_pct = cfg.effective_rh_pct
+        self.temp_c = cfg.temp_c
+        self.free_slots = cfg.capacity_lots
+        self._blocked: deque = deque()  # reactors waiting for a slot (their events), first come first served
+        self.queue: list[Lot] = []
+
+    def put(self, lot: Lot, reactor: Unit):
+        """Take a slot for a coated lot (waiting while the buffer is full: the reactor is blocked)."""
+        env, trace = self.line.env, self.line.trace
+        if self.free_slots > 0:
+            self.free_slots -= 1
+        else:
+            t0 = env.now
+            trace.event(t0, "blocked_start", reactor.name, lot.lot_id)
+            granted = env.event()
+            self._blocked.append(granted)
+            yield granted  # a slot handed over by take()
+            trace.event(env.now, "blocked_end", reactor.name, lot.lot_id)
+            reactor.blocked_h += self.clip(t0, env.now - t0)
+        self.add(lot)
+
+    def add(self, lot: Lot) -> None:
+        """A lot enters the queue (coated lot with a slot, or a rework lot from QC)."""
+        line = self.line
+        now = line.env.now
+        lot.ready_h = now
+        recipe = line.recipes[lot.recipe]
+        budget = physics.wait_budget_h(
+            lot.coating, self.rh_pct, self.temp_c, line.dose(lot.recipe), recipe.atmosphere, line.qp
+        )
+        lot.deadline_h = now + budget
+        self.queue.append(lot)
+        line.trace.event(now, "buffer_in", self.name, lot.lot_id)
+        line.dispatcher.notify()
+
+    def take(self, lots: list[Lot]) -> None:
+        """Remove lots loaded into a furnace; free their slots (which may unblock a reactor)."""
+        env, trace = self.line.env, self.line.trace
+        for lot in lots:
+            self.queue.remove(lot)
+            trace.event(env.now, "buffer_out", self.name, lot.lot_id)
+            if not lot.rework:
+                if self._blocked:
+                    self._blocked.popleft().succeed()
+                else:
+                    self.free_slots += 1

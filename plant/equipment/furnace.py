@@ -1,0 +1,168 @@
+"""Batch anneal furnaces and their dispatcher.
+
+A furnace runs one recipe per batch: setup (purge when the atmosphere changes, re-tune when the setpoint
+changes), load, the thermal profile (ramp, soak, cool; the quality model integrates it), unload. Energy and gas
+are booked per batch. A failure (operating-hours clock) is detected at the end of the cycle it happened in and
+the furnace is then down for repair. The dispatcher asks the scheduling policy what an idle furnace should do.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from plant import physics
+from plant.equipment.unit import Unit
+from plant.policies import FurnacePolicy, Start
+
+if TYPE_CHECKING:
+    from plant.line import Line
+    from plant.lot import Lot
+
+
+class Furnace(Unit):
+    """One batch furnace holding up to `capacity_lots` lots."""
+
+    kind = "furnace"
+
+    def __init__(self, line: Line, index: int) -> None:
+        super().__init__(f"F{index + 1}", line.horizon_h)
+        cfg = line.scenario.furnaces
+        self.line = line
+        self.cfg = cfg
+        self.capacity_lots = cfg.capacity_lots
+        self.recipe: str | None = None
+        self.setpoint_c: float | None = None
+        self.atmosphere: str | None = None
+        self.idle = True
+        self.setups = 0
+        self._fail = line.streams.draws("failures", "exponential", 1, index)
+        self.ttf_h = self._fail.next() * cfg.mtbf_h if cfg.mtbf_h else math.inf
+
+    def setup_h(self, recipe: str) -> float:
+        """Setup before a batch of `recipe`: purge on atmosphere change, re-tune on setpoint change."""
+        if self.recipe is None or recipe == self.recipe:
+            return 0.0
+        r = self.line.recipes[recipe]
+        h = 0.0
+        if r.atmosphere != self.atmosphere:
+            h += self.cfg.atmosphere_change_h
+        if r.setpoint_c != self.setpoint_c:
+            h += self.cfg.setpoint_change_h
+        return h
+
+    def lead_h(self, recipe: str) -> float:
+        return self.setup_h(recipe) + self.cfg.load_h
+
+    def run_batch(self, lots: list[Lot], reason: str):
+        line, cfg = self.line, self.cfg
+        env, trace, name = line.env, line.trace, self.name
+        recipe_name = lots[0].recipe
+        recipe = line.recipes[recipe_name]
+        batch_id = line.new_batch_id()
+        load_start = env.now
+        setup = self.setup_h(recipe_name)
+        if setup > 0:
+            trace.event(env.now, "setup_start", name, -1, batch_id)
+            self.setup_h_total += self.clip(env.now, setup)
+            self.setups += 1
+            yield env.timeout(setup)
+            trace.event(env.now, "setup_end", name, -1, batch_id)
+        self.recipe, self.setpoint_c, self.atmosphere = recipe_name, recipe.setpoint_c, recipe.atmosphere
+        if cfg.load_h > 0:
+            self.busy_h += self.clip(env.now, cfg.load_h)
+            yield env.timeout(cfg.load_h)
+        start = env.now
+        rh, temp_c, qp = line.buffer.rh_pct, line.buffer.temp_c, line.qp
+        rework_lots = 0
+        for lot in lots:
+            physics.wait(lot.coating, start - lot.exposed_since_h, rh, temp_c, qp)
+            if lot.anneals == 0:
+                lot.wait_h = start - lot.ald_end_h
+                lot.anneal_start_h = start
+                lot.batch_id = batch_id
+            else:
+                lot.rework_batch_id = batch_id
+                rework_lots += 1
+            trace.event(start, "batch_start", name, lot.lot_id, batch_id)
+        dose = line.dose(recipe_name)
+        cycle_h = dose.duration_h
+        self.busy_h += self.clip(start, cycle_h)
+        yield env.timeout(cycle_h)
+        for lot in lots:
+            physics.anneal(lot.coating, dose, recipe.atmosphere, qp)
+            lot.anneals += 1
+        if cfg.unload_h > 0:
+            self.busy_h += self.clip(env.now, cfg.unload_h)
+            yield env.timeout(cfg.unload_h)
+        end = env.now
+        mass = 0.0
+        for lot in lots:
+            mass += lot.mass_kg
+            lot.anneal_end_h = end
+            trace.event(end, "batch_end", name, lot.lot_id, batch_id)
+            line.qc.submit(lot)
+        heat = (recipe.setpoint_c - cfg.start_c) / (400.0 - cfg.start_c)
+        ramp_h = (recipe.setpoint_c - cfg.start_c) / recipe.ramp_c_per_min / 60.0
+        energy = (cfg.heat_kwh_fixed + cfg.heat_kwh_per_kg * mass) * heat + cfg.holding_kw * (
+            ramp_h + recipe.soak_h
+        )
+        gas = cfg.gas_nm3_per_h * cycle_h
+        trace.batches.append((
+            batch_id, name, recipe_name, recipe.setpoint_c, recipe.ramp_c_per_min, recipe.soak_h,
+            recipe.cool_c_per_min, recipe.atmosphere, len(lots), self.capacity_lots, mass, setup, load_start,
+            start, end, energy, gas if recipe.atmosphere == "O2" else 0.0, gas, rework_lots, reason,
+        ))  # fmt: skip
+        self.batches += 1
+        self.ttf_h -= cycle_h
+        if self.ttf_h <= 0:
+            trace.event(env.now, "down", name)
+            repair = self._fail.next() * cfg.mttr_h
+            self.down_h += self.clip(env.now, repair)
+            yield env.timeout(repair)
+            trace.event(env.now, "up", name)
+            self.ttf_h = self._fail.next() * cfg.mtbf_h
+        self.idle = True
+        line.dispatcher.notify()
+
+
+class Dispatcher:
+    """Wakes when a lot enters the buffer, a furnace frees up, or a policy's timer falls due."""
+
+    def __init__(self, line: Line, policy: FurnacePolicy, furnaces: list[Furnace]) -> None:
+        self.line = line
+        self.policy = policy
+        self.furnaces = furnaces
+        self._wake = line.env.event()
+
+    def notify(self) -> None:
+        if not self._wake.triggered:
+            self._wake.succeed()
+
+    def run(self):
+        env = self.line.env
+        buffer = self.line.buffer
+        queue = buffer.queue
+        decide = self.policy.decide
+        while True:
+            due = math.inf
+            for furnace in self.furnaces:
+                if not queue:
+                    break
+                if not furnace.idle:
+                    continue
+                decision = decide(env.now, queue, furnace)
+                if decision is None:
+                    continue
+                if isinstance(decision, Start):
+                    buffer.take(decision.lots)
+                    furnace.idle = False
+                    env.process(furnace.run_batch(decision.lots, decision.reason))
+                elif decision < due:
+                    due = decision
+            if self._wake.triggered:
+                self._wake = env.event()
+            if due < math.inf:
+                yield self._wake | env.timeout(max(due - env.now, 0.0))
+            else:
+                yield self._wake

@@ -1,0 +1,65 @@
+"""Quality control: fast-release tests on parallel stations, then pass, rework (re-anneal once) or scrap."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import simpy
+
+from plant import physics
+from plant.equipment.unit import Unit
+
+if TYPE_CHECKING:
+    from plant.line import Line
+    from plant.lot import Lot
+
+
+class Qc(Unit):
+    """`stations` identical test stations pulling annealed lots in arrival order."""
+
+    kind = "qc"
+
+    def __init__(self, line: Line) -> None:
+        super().__init__("QC", line.horizon_h)
+        cfg = line.scenario.qc
+        self.line = line
+        self.test_h = cfg.test_h
+        self.rework_enabled = cfg.rework
+        self.queue = simpy.Store(line.env)
+        self.passed = 0
+        self.failed = 0
+
+    def submit(self, lot: Lot) -> None:
+        self.queue.put(lot)
+
+    def station(self):
+        line = self.line
+        env, trace, name, qp = line.env, line.trace, self.name, line.qp
+        while True:
+            lot = yield self.queue.get()
+            trace.event(env.now, "qc_start", name, lot.lot_id)
+            self.busy_h += self.clip(env.now, self.test_h)
+            yield env.timeout(self.test_h)
+            now = env.now
+            lot.qc_end_h = now
+            trace.event(now, "qc_end", name, lot.lot_id)
+            noise = lot.noise[:4] if lot.anneals <= 1 else lot.noise[4:]
+            a = physics.assess(lot.coating, qp, noise, self.rework_enabled and not lot.rework)
+            lot.assessment = a
+            lot.verdict, lot.reason = a.verdict, a.reason
+            if a.verdict == "pass":
+                lot.status = "good"
+                lot.done_h = now
+                lot.first_pass = not lot.rework
+                self.passed += 1
+                trace.event(now, "pass", name, lot.lot_id)
+            elif a.verdict == "rework":
+                trace.event(now, "rework", name, lot.lot_id)
+                lot.rework = True
+                lot.exposed_since_h = now
+                line.buffer.add(lot)
+            else:
+                lot.status = "scrap"
+                lot.done_h = now
+                self.failed += 1
+                trace.event(now, "scrap", name, lot.lot_id)

@@ -1,0 +1,173 @@
+"""The line: builds arrivals, ALD reactors, buffer, furnaces with their policy and QC from a scenario, runs the
+SimPy environment to the horizon and returns the trace.
+
+The scenario is read by attribute (see docs/architecture.md); this module never imports the twin application.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import simpy
+
+from plant import physics
+from plant.equipment.ald import AldReactor
+from plant.equipment.buffer import Buffer
+from plant.equipment.furnace import Dispatcher, Furnace
+from plant.equipment.qc import Qc
+from plant.lot import Lot
+from plant.policies import POLICIES
+from plant.random import Streams
+from plant.trace import Trace
+
+
+class Line:
+    """One replication of one scenario: `Line(scenario, seed, replication).run()` -> Trace."""
+
+    def __init__(self, scenario: Any, seed: int | None = None, replication: int = 0) -> None:
+        self.scenario = scenario
+        self.seed = scenario.seed if seed is None else int(seed)
+        self.replication = int(replication)
+        self.horizon_h = float(scenario.horizon_h)
+        self.env = simpy.Environment()
+        self.streams = Streams(self.seed, self.replication)
+        self.trace = Trace(self.horizon_h, float(getattr(scenario, "warmup_h", 0.0)))
+        self.recipes = scenario.recipes
+        self.qp = scenario.quality_params()
+        self._doses: dict[str, physics.AnnealDose] = {}
+        self._batch_ids = 0
+        pol = scenario.furnaces.policy
+        self.policy = POLICIES[pol.name](**pol.options())
+        self.ald_queue = simpy.Store(self.env)
+        self.buffer = Buffer(self)
+        self.reactors = [AldReactor(self, i) for i in range(scenario.ald.reactors)]
+        self.furnaces = [Furnace(self, i) for i in range(scenario.furnaces.count)]
+        self.dispatcher = Dispatcher(self, self.policy, self.furnaces)
+        self.qc = Qc(self)
+
+    # -- helpers used by the units ---------------------------------------------------------------------
+    def dose(self, recipe_name: str) -> physics.AnnealDose:
+        """The anneal dose of a recipe's nominal profile (computed once per recipe)."""
+        dose = self._doses.get(recipe_name)
+        if dose is None:
+            r = self.recipes[recipe_name]
+            f = self.scenario.furnaces
+            t_h, temp_c = physics.recipe_profile(
+                r.setpoint_c,
+                r.ramp_c_per_min,
+                r.soak_h,
+                r.cool_c_per_min,
+                start_c=f.start_c,
+                unload_c=f.unload_c,
+            )
+            dose = self._doses[recipe_name] = physics.anneal_dose(t_h, temp_c, self.qp)
+        return dose
+
+    def new_batch_id(self) -> int:
+        self._batch_ids += 1
+        return self._batch_ids
+
+    # -- arrivals --------------------------------------------------------------------------------------
+    def _lot_draws(self):
+        cfg = self.scenario
+        dist = cfg.ald.time_distribution
+        kind = {"fixed": "one", "gamma": "gamma", "exponential": "exponential"}[dist]
+        ald = self.streams.draws("ald_time", kind, cv=cfg.ald.time_cv)
+        quality = self.streams.draws("quality", "normal")
+        mix = cfg.arrivals.recipe_mix
+        if mix:
+            names = list(mix)
+            total = sum(mix.values())
+            cum, acc = [], 0.0
+            for n in names:
+                acc += mix[n] / total
+                cum.append(acc)
+            uni = self.streams.draws("mix", "uniform")
+
+            def pick() -> str:
+                u = uni.next()
+                for n, c in zip(names, cum):
+                    if u < c:
+                        return n
+                return names[-1]
+        else:
+            default = cfg.arrivals.recipe
+
+            def pick() -> str:
+                return default
+
+        return ald, quality, pick
+
+    def release(self, lot: Lot, ald, quality) -> None:
+        lot.ald_factor = ald.next()
+        q = quality.next
+        lot.z_thickness = q()
+        lot.noise = (q(), q(), q(), q(), q(), q(), q(), q())
+        self.trace.lots.append(lot)
+        self.trace.event(self.env.now, "arrive", "SRC", lot.lot_id)
+        self.ald_queue.put(lot)
+
+    def arrivals(self):
+        env = self.env
+        arr = self.scenario.arrivals
+        ald, quality, pick = self._lot_draws()
+        mass = arr.mass_kg
+        if arr.kind == "plan":
+            for row in arr.plan:
+                if row.release_h > env.now:
+                    yield env.timeout(row.release_h - env.now)
+                self.release(Lot(row.lot_id, row.recipe, row.mass_kg, env.now), ald, quality)
+            return
+        lot_id = 0
+        if arr.kind == "takt":
+            while True:
+                self.release(Lot(lot_id, pick(), mass, env.now), ald, quality)
+                lot_id += 1
+                yield env.timeout(arr.takt_h)
+        gaps = self.streams.draws("arrivals", "exponential")
+        mean_gap = 1.0 / arr.rate_per_h
+        while True:
+            yield env.timeout(gaps.next() * mean_gap)
+            self.release(Lot(lot_id, pick(), mass, env.now), ald, quality)
+            lot_id += 1
+
+    # -- run -------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        env = self.env
+        env.process(self.arrivals())
+        for r in self.reactors:
+            env.process(r.run())
+        env.process(self.dispatcher.run())
+        for _ in range(self.scenario.qc.stations):
+            env.process(self.qc.station())
+
+    def run(self, until_h: float | None = None) -> Trace:
+        """Run to the horizon (or `until_h`) and return the trace, with unit totals."""
+        self.start()
+        horizon = self.horizon_h if until_h is None else until_h
+        self.env.run(until=horizon)
+        tr = self.trace
+        tr.units = [u.row() for u in (*self.reactors, self.buffer, *self.furnaces, self.qc)]
+        return tr
+
+
+def simulate(scenario: Any, seed: int | None = None, replication: int = 0) -> Trace:
+    """Convenience: one replication of a scenario."""
+    return Line(scenario, seed, replication).run()
+
+
+def nominal_capacity_lots_per_h(scenario: Any) -> dict[str, float]:
+    """Back-of-envelope capacity of each stage in lots/h (ignores failures and setups)."""
+    ald = scenario.ald.reactors / scenario.ald.nominal_batch_h(scenario.coating.cycles)
+    f = scenario.furnaces
+    r = next(iter(scenario.recipes.values()))
+    t_h, _ = physics.recipe_profile(
+        r.setpoint_c, r.ramp_c_per_min, r.soak_h, r.cool_c_per_min, f.start_c, f.unload_c
+    )
+    cycle = f.load_h + float(t_h[-1]) + f.unload_h
+    return {
+        "ald": ald,
+        "furnace": f.count * f.capacity_lots / cycle if cycle > 0 else math.inf,
+        "qc": scenario.qc.stations / scenario.qc.test_h,
+    }

@@ -1,0 +1,138 @@
+"""The trace of one run: events, lot records, batch records and unit totals, kept columnar-cheap.
+
+Recording appends one tuple per event to a list (no dicts, no per-event objects); conversion to Arrow
+happens once, after the run. Column names and meanings are documented in docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+if TYPE_CHECKING:
+    from plant.lot import Lot
+
+EVENT_KINDS = (
+    "arrive", "ald_start", "ald_end", "buffer_in", "buffer_out", "blocked_start", "blocked_end",
+    "setup_start", "setup_end", "batch_start", "batch_end", "qc_start", "qc_end", "pass", "rework", "scrap",
+    "down", "up", "pm_start", "pm_end",
+)  # fmt: skip
+
+EVENTS_SCHEMA = pa.schema(
+    [("t_h", pa.float64()), ("kind", pa.string()), ("unit", pa.string()), ("lot_id", pa.int64()),
+     ("batch_id", pa.int64())]
+)  # fmt: skip
+
+_LOT_QUALITY = (
+    "thickness_nm", "coverage", "x_d", "x_c", "roughness_nm", "bonding", "r_rel", "r_int_ohm_cm2", "rl_ppm",
+    "dmix_pct", "l_d_nm", "q0_mah_g", "fce", "ret100",
+)  # fmt: skip
+
+LOTS_SCHEMA = pa.schema(
+    [("lot_id", pa.int64()), ("recipe", pa.string()), ("mass_kg", pa.float64()), ("release_h", pa.float64()),
+     ("ald_unit", pa.string()), ("ald_start_h", pa.float64()), ("ald_end_h", pa.float64()),
+     ("anneal_start_h", pa.float64()), ("anneal_end_h", pa.float64()), ("batch_id", pa.int64()),
+     ("rework_batch_id", pa.int64()), ("wait_h", pa.float64()), ("anneals", pa.int64()),
+     ("qc_end_h", pa.float64()), ("done_h", pa.float64()), ("status", pa.string()), ("first_pass", pa.bool_()),
+     ("verdict", pa.string()), ("reason", pa.string())]
+    + [(name, pa.float64()) for name in _LOT_QUALITY]
+    + [("precursor_mol", pa.float64())]
+)  # fmt: skip
+
+BATCHES_SCHEMA = pa.schema(
+    [("batch_id", pa.int64()), ("furnace", pa.string()), ("recipe", pa.string()), ("setpoint_c", pa.float64()),
+     ("ramp_c_per_min", pa.float64()), ("soak_h", pa.float64()), ("cool_c_per_min", pa.float64()),
+     ("atmosphere", pa.string()), ("n_lots", pa.int64()), ("capacity_lots", pa.int64()),
+     ("mass_kg", pa.float64()), ("setup_h", pa.float64()), ("load_start_h", pa.float64()),
+     ("start_h", pa.float64()), ("end_h", pa.float64()), ("energy_kwh", pa.float64()),
+     ("o2_nm3", pa.float64()), ("gas_nm3", pa.float64()), ("rework_lots", pa.int64()), ("reason", pa.string())]
+)  # fmt: skip
+
+UNITS_SCHEMA = pa.schema(
+    [("unit", pa.string()), ("kind", pa.string()), ("busy_h", pa.float64()), ("setup_h", pa.float64()),
+     ("down_h", pa.float64()), ("pm_h", pa.float64()), ("blocked_h", pa.float64()), ("batches", pa.int64())]
+)  # fmt: skip
+
+
+class Trace:
+    """Everything one run produced. `event(...)` is the hot path; `tables()` builds Arrow tables once."""
+
+    __slots__ = ("events", "lots", "batches", "units", "horizon_h", "warmup_h", "_event")
+
+    def __init__(self, horizon_h: float, warmup_h: float = 0.0) -> None:
+        self.events: list[tuple[float, str, str, int, int]] = []
+        self._event = self.events.append
+        self.lots: list[Lot] = []
+        self.batches: list[tuple[Any, ...]] = []
+        self.units: list[tuple[Any, ...]] = []
+        self.horizon_h = horizon_h
+        self.warmup_h = warmup_h
+
+    def event(self, t_h: float, kind: str, unit: str, lot_id: int = -1, batch_id: int = -1) -> None:
+        self._event((t_h, kind, unit, lot_id, batch_id))
+
+    # -- conversion ------------------------------------------------------------------------------------
+    def events_table(self) -> pa.Table:
+        if not self.events:
+            return EVENTS_SCHEMA.empty_table()
+        cols = list(zip(*self.events))
+        return pa.Table.from_arrays(
+            [pa.array(c, type=f.type) for c, f in zip(cols, EVENTS_SCHEMA)], schema=EVENTS_SCHEMA
+        )
+
+    def lots_table(self) -> pa.Table:
+        lots = self.lots
+        nan = math.nan
+        cols: dict[str, list[Any]] = {
+            "lot_id": [lot.lot_id for lot in lots],
+            "recipe": [lot.recipe for lot in lots],
+            "mass_kg": [lot.mass_kg for lot in lots],
+            "release_h": [lot.release_h for lot in lots],
+            "ald_unit": [lot.ald_unit for lot in lots],
+            "ald_start_h": [lot.ald_start_h for lot in lots],
+            "ald_end_h": [lot.ald_end_h for lot in lots],
+            "anneal_start_h": [lot.anneal_start_h for lot in lots],
+            "anneal_end_h": [lot.anneal_end_h for lot in lots],
+            "batch_id": [lot.batch_id for lot in lots],
+            "rework_batch_id": [lot.rework_batch_id for lot in lots],
+            "wait_h": [lot.wait_h for lot in lots],
+            "anneals": [lot.anneals for lot in lots],
+            "qc_end_h": [lot.qc_end_h for lot in lots],
+            "done_h": [lot.done_h for lot in lots],
+            "status": [lot.status for lot in lots],
+            "first_pass": [lot.first_pass for lot in lots],
+            "verdict": [lot.verdict for lot in lots],
+            "reason": [lot.reason for lot in lots],
+        }
+        props = [lot.assessment.props if lot.assessment is not None else None for lot in lots]
+        for name in _LOT_QUALITY:
+            cols[name] = [nan if p is None else getattr(p, name) for p in props]
+        cols["precursor_mol"] = [lot.precursor_mol for lot in lots]
+        return pa.Table.from_pydict(cols, schema=LOTS_SCHEMA)
+
+    def batches_table(self) -> pa.Table:
+        if not self.batches:
+            return BATCHES_SCHEMA.empty_table()
+        cols = list(zip(*self.batches))
+        return pa.Table.from_arrays(
+            [pa.array(c, type=f.type) for c, f in zip(cols, BATCHES_SCHEMA)], schema=BATCHES_SCHEMA
+        )
+
+    def units_table(self) -> pa.Table:
+        if not self.units:
+            return UNITS_SCHEMA.empty_table()
+        cols = list(zip(*self.units))
+        return pa.Table.from_arrays(
+            [pa.array(c, type=f.type) for c, f in zip(cols, UNITS_SCHEMA)], schema=UNITS_SCHEMA
+        )
+
+    def tables(self) -> dict[str, pa.Table]:
+        """The run as Arrow tables: events, lots, batches, units."""
+        return {
+            "events": self.events_table(),
+            "lots": self.lots_table(),
+            "batches": self.batches_table(),
+            "units": self.units_table(),
+        }

@@ -1,0 +1,337 @@
+"""Scenario files: pydantic models of a line scenario, loaded from YAML with errors that name file and field.
+
+A scenario is validated once here; the plant model then reads its attributes (duck typing, see
+docs/architecture.md) and never imports this module.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from plant.physics import ATMOSPHERES, MATERIALS, QualityParams
+from plant.policies import POLICIES
+from twin.errors import TwinError
+
+PositiveHours = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegHours = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Capacity = Annotated[int, Field(ge=1)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False, validate_assignment=True)
+
+
+class Recipe(_Model):
+    """An anneal recipe: a piecewise-linear profile (ramp, soak, cool) in one atmosphere."""
+
+    setpoint_c: Annotated[float, Field(gt=25, le=1200, description="soak temperature, °C")] = 400.0
+    ramp_c_per_min: PositiveFloat = Field(5.0, description="heating ramp, °C/min")
+    soak_h: PositiveHours = Field(3.0, description="hold at setpoint, h")
+    atmosphere: Literal[ATMOSPHERES] = Field("O2", description="furnace atmosphere")  # type: ignore[valid-type]
+    cool_c_per_min: PositiveFloat = Field(
+        0.67, description="cooling rate down to the unload temperature, °C/min"
+    )
+
+    def key(self) -> tuple[float, float, float, str, float]:
+        return (self.setpoint_c, self.ramp_c_per_min, self.soak_h, self.atmosphere, self.cool_c_per_min)
+
+
+class PlanRow(_Model):
+    """One row of a production plan: a lot released at a given time."""
+
+    lot_id: int = Field(ge=0)
+    release_h: NonNegHours
+    mass_kg: PositiveFloat
+    recipe: str
+
+
+class Arrivals(_Model):
+    """How lots of calcined NCM arrive at the ALD stage."""
+
+    kind: Literal["poisson", "takt", "plan"] = "poisson"
+    rate_per_h: PositiveFloat | None = Field(0.5, description="Poisson arrival rate (kind poisson), lots/h")
+    takt_h: PositiveHours | None = Field(None, description="fixed interval between lots (kind takt), h")
+    plan_csv: str | None = Field(None, description="CSV with lot_id, release_h, mass_kg, recipe (kind plan)")
+    plan: list[PlanRow] | None = Field(None, description="inline plan rows, or rows read from plan_csv")
+    mass_kg: PositiveFloat = Field(120.0, description="mass of a lot, kg")
+    recipe: str = Field("default", description="anneal recipe of every lot (unless recipe_mix or a plan)")
+    recipe_mix: dict[str, PositiveFloat] | None = Field(
+        None, description="recipe name -> weight (random mix)"
+    )
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> Arrivals:
+        if self.kind == "takt" and self.takt_h is None:
+            raise ValueError("kind 'takt' needs takt_h")
+        if self.kind == "plan" and self.plan is None and self.plan_csv is None:
+            raise ValueError("kind 'plan' needs plan_csv (or inline plan rows)")
+        return self
+
+
+class Coating(_Model):
+    """The ALD film: material and number of cycles."""
+
+    material: Literal[MATERIALS] = "HfO2"  # type: ignore[valid-type]
+    cycles: Annotated[int, Field(ge=1, le=200)] = 10
+
+
+class Ald(_Model):
+    """Fluidized-bed ALD reactors, one lot per batch."""
+
+    reactors: Capacity = 3
+    load_h: NonNegHours = 0.5
+    pump_heat_h: NonNegHours = 0.75
+    cycle_min: PositiveFloat = Field(12.0, description="one (pulse, purge, pulse, purge) cycle, min")
+    vent_cool_h: NonNegHours = 0.75
+    unload_h: NonNegHours = 0.5
+    time_distribution: Literal["fixed", "gamma", "exponential"] = Field(
+        "gamma", description="batch time around its nominal value: fixed, gamma with time_cv, or exponential"
+    )
+    time_cv: NonNegFloat = Field(0.1, description="coefficient of variation of the batch time (gamma)")
+    mtbf_h: PositiveHours | None = Field(
+        300.0, description="mean operating hours between failures; null = none"
+    )
+    mttr_h: PositiveHours = Field(8.0, description="mean time to repair, h")
+    pm_every_batches: Capacity | None = Field(
+        60, description="preventive maintenance every k batches; null = none"
+    )
+    pm_h: NonNegHours = Field(6.0, description="duration of preventive maintenance, h")
+
+    def nominal_batch_h(self, cycles: int) -> float:
+        return (
+            self.load_h + self.pump_heat_h + cycles * self.cycle_min / 60.0 + self.vent_cool_h + self.unload_h
+        )
+
+
+class Buffer(_Model):
+    """The buffer between ALD and anneal; a full buffer blocks the reactors."""
+
+    capacity_lots: Capacity = 12
+    environment: Literal["ambient", "dry_room"] = "ambient"
+    rh_pct: Annotated[float, Field(ge=0, le=100)] | None = Field(
+        None, description="relative humidity; default 50 % ambient, 1 % dry room (-40 °C dew point)"
+    )
+    temp_c: Annotated[float, Field(ge=-20, le=80)] = 25.0
+
+    @property
+    def effective_rh_pct(self) -> float:
+        if self.rh_pct is not None:
+            return self.rh_pct
+        return 50.0 if self.environment == "ambient" else 1.0
+
+
+class PolicyConfig(_Model):
+    """The furnace scheduling policy by name, with that policy's own options."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = "timeout"
+
+    @model_validator(mode="after")
+    def _known_policy(self) -> PolicyConfig:
+        if self.name not in POLICIES:
+            raise ValueError(f"unknown policy {self.name!r}; choose one of {', '.join(sorted(POLICIES))}")
+        POLICIES[self.name].check_options(self.options())
+        return self
+
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class Furnaces(_Model):
+    """Batch anneal furnaces (box furnaces holding several lots in saggers)."""
+
+    count: Capacity = 2
+    capacity_lots: Capacity = 4
+    load_h: NonNegHours = 0.5
+    unload_h: NonNegHours = 0.5
+    start_c: float = Field(25.0, description="temperature at the start of the ramp, °C")
+    unload_c: float = Field(80.0, description="temperature at which the door opens, °C")
+    atmosphere_change_h: NonNegHours = Field(1.5, description="purge when the atmosphere changes, h")
+    setpoint_change_h: NonNegHours = Field(0.5, description="extra setup when the setpoint changes, h")
+    heat_kwh_fixed: NonNegFloat = Field(100.0, description="furnace and sagger heat per batch at 400 °C, kWh")
+    heat_kwh_per_kg: NonNegFloat = Field(0.18, description="sensible heat of the powder at 400 °C, kWh/kg")
+    holding_kw: NonNegFloat = Field(20.0, description="heat losses during ramp and soak, kW")
+    gas_nm3_per_h: NonNegFloat = Field(18.0, description="process gas flow during the thermal cycle, Nm³/h")
+    mtbf_h: PositiveHours | None = Field(
+        3000.0, description="mean operating hours between failures; null = none"
+    )
+    mttr_h: PositiveHours = 8.0
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+
+
+class Qc(_Model):
+    """Fast-release quality control: a test time per lot on parallel stations."""
+
+    test_h: PositiveHours = 8.0
+    stations: Capacity = 4
+    rework: bool = Field(True, description="re-anneal an under-dense lot once before scrapping it")
+
+
+def _default_recipes() -> dict[str, Recipe]:
+    return {"default": Recipe()}
+
+
+class Scenario(_Model):
+    """A line scenario: what arrives, the equipment, the recipes, the quality parameters and the horizon."""
+
+    name: str = "scenario"
+    description: str = ""
+    horizon_h: PositiveHours = Field(720.0, description="simulated hours")
+    warmup_h: NonNegHours = Field(0.0, description="hours discarded when KPIs are computed")
+    seed: Annotated[int, Field(ge=0)] = 1
+    replications: Capacity = 5
+    arrivals: Arrivals = Field(default_factory=Arrivals)
+    coating: Coating = Field(default_factory=Coating)
+    ald: Ald = Field(default_factory=Ald)
+    buffer: Buffer = Field(default_factory=Buffer)
+    furnaces: Furnaces = Field(default_factory=Furnaces)
+    recipes: dict[str, Recipe] = Field(default_factory=_default_recipes)
+    qc: Qc = Field(default_factory=Qc)
+    quality: dict[str, float] = Field(default_factory=dict, description="overrides of QualityParams fields")
+
+    @field_validator("quality")
+    @classmethod
+    def _known_quality_fields(cls, v: dict[str, float]) -> dict[str, float]:
+        QualityParams().replace(**v)  # raises ValueError naming the unknown field
+        return v
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Scenario:
+        if self.warmup_h >= self.horizon_h:
+            raise ValueError(f"warmup_h ({self.warmup_h}) must be shorter than horizon_h ({self.horizon_h})")
+        names = set(self.recipes)
+        used = (
+            {self.arrivals.recipe} if self.arrivals.kind != "plan" and not self.arrivals.recipe_mix else set()
+        )
+        used |= set(self.arrivals.recipe_mix or {})
+        used |= {row.recipe for row in self.arrivals.plan or []}
+        missing = sorted(used - names)
+        if missing:
+            raise ValueError(
+                f"recipe(s) {', '.join(missing)} not defined under recipes ({', '.join(sorted(names))})"
+            )
+        return self
+
+    def quality_params(self) -> QualityParams:
+        return QualityParams().replace(**self.quality)
+
+
+def scenario_hash(scenario: Scenario) -> str:
+    """A stable hash of the validated scenario (sorted JSON)."""
+    text = json.dumps(scenario.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def _format_errors(path: str, err: ValidationError) -> list[str]:
+    lines = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if p not in ("function-after",))
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field"
+        lines.append(f"{path}: {_loc(loc)}: {msg}")
+    return lines
+
+
+def _read_plan_csv(csv_path: Path, where: str) -> list[dict[str, Any]]:
+    if not csv_path.is_file():
+        raise _PlanError(f"{where}: arrivals.plan_csv: file not found: {csv_path}")
+    rows = []
+    with csv_path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        need = {"lot_id", "release_h", "mass_kg", "recipe"}
+        have = set(reader.fieldnames or [])
+        if not need <= have:
+            raise _PlanError(f"{csv_path}: missing column(s) {', '.join(sorted(need - have))}")
+        for i, row in enumerate(reader, start=2):
+            try:
+                rows.append(
+                    {
+                        "lot_id": int(row["lot_id"]),
+                        "release_h": float(row["release_h"]),
+                        "mass_kg": float(row["mass_kg"]),
+                        "recipe": row["recipe"].strip(),
+                    }
+                )
+            except (TypeError, ValueError):
+                raise _PlanError(f"{csv_path}: line {i}: non-numeric lot_id, release_h or mass_kg") from None
+            if not math.isfinite(rows[-1]["release_h"]):
+                raise _PlanError(f"{csv_path}: line {i}: release_h must be finite")
+    rows.sort(key=lambda r: (r["release_h"], r["lot_id"]))
+    return rows
+
+
+class _PlanError(Exception):
+    pass
+
+
+def _parse(path: Path) -> tuple[Scenario | None, list[str]]:
+    where = str(path)
+    if not path.is_file():
+        return None, [f"{where}: file not found"]
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        pos = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        return None, [f"{where}: YAML syntax error: {pos}{problem}"]
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        return None, [f"{where}: a scenario must be a mapping of fields, got {type(data).__name__}"]
+    arr = data.get("arrivals")
+    if isinstance(arr, dict) and arr.get("plan_csv") and not arr.get("plan"):
+        try:
+            arr = dict(arr, plan=_read_plan_csv((path.parent / str(arr["plan_csv"])), where))
+        except _PlanError as exc:
+            return None, [str(exc)]
+        data = dict(data, arrivals=arr)
+    data.setdefault("name", path.stem)
+    try:
+        return Scenario.model_validate(data), []
+    except ValidationError as err:
+        return None, _format_errors(where, err)
+
+
+def scenario_errors(path: str | Path) -> list[str]:
+    """Validate a scenario file; one line per error ("file: field.path: message"), empty when valid."""
+    return _parse(Path(path))[1]
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Load and validate a scenario file; raise TwinError with the first error line (and a count of others)."""
+    scenario, errors = _parse(Path(path))
+    if errors:
+        more = f" (and {len(errors) - 1} more; run `twin scenario check {path}`)" if len(errors) > 1 else ""
+        raise TwinError(errors[0] + more)
+    assert scenario is not None
+    return scenario
+
+
+def scenario_from_dict(data: dict[str, Any], where: str = "<dict>") -> Scenario:
+    """Validate a scenario given as a mapping (used by studies and tests)."""
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as err:
+        lines = _format_errors(where, err)
+        raise TwinError(lines[0] + (f" (and {len(lines) - 1} more)" if len(lines) > 1 else "")) from None
+
+
+def scenario_json_schema() -> dict[str, Any]:
+    """The JSON schema of a scenario file, for editors."""
+    return Scenario.model_json_schema()
