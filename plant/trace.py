@@ -56,6 +56,14 @@ UNITS_SCHEMA = pa.schema(
 )  # fmt: skip
 
 
+def _rows_table(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
+    """Transpose a list of row tuples into an Arrow table of the given schema."""
+    if not rows:
+        return schema.empty_table()
+    cols = zip(*rows)
+    return pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(cols, schema)], schema=schema)
+
+
 class Trace:
     """Everything one run produced. `event(...)` is the hot path; `tables()` builds Arrow tables once."""
 
@@ -75,12 +83,7 @@ class Trace:
 
     # -- conversion ------------------------------------------------------------------------------------
     def events_table(self) -> pa.Table:
-        if not self.events:
-            return EVENTS_SCHEMA.empty_table()
-        cols = list(zip(*self.events))
-        return pa.Table.from_arrays(
-            [pa.array(c, type=f.type) for c, f in zip(cols, EVENTS_SCHEMA)], schema=EVENTS_SCHEMA
-        )
+        return _rows_table(self.events, EVENTS_SCHEMA)
 
     def lots_table(self) -> pa.Table:
         lots = self.lots
@@ -113,20 +116,10 @@ class Trace:
         return pa.Table.from_pydict(cols, schema=LOTS_SCHEMA)
 
     def batches_table(self) -> pa.Table:
-        if not self.batches:
-            return BATCHES_SCHEMA.empty_table()
-        cols = list(zip(*self.batches))
-        return pa.Table.from_arrays(
-            [pa.array(c, type=f.type) for c, f in zip(cols, BATCHES_SCHEMA)], schema=BATCHES_SCHEMA
-        )
+        return _rows_table(self.batches, BATCHES_SCHEMA)
 
     def units_table(self) -> pa.Table:
-        if not self.units:
-            return UNITS_SCHEMA.empty_table()
-        cols = list(zip(*self.units))
-        return pa.Table.from_arrays(
-            [pa.array(c, type=f.type) for c, f in zip(cols, UNITS_SCHEMA)], schema=UNITS_SCHEMA
-        )
+        return _rows_table(self.units, UNITS_SCHEMA)
 
     def tables(self) -> dict[str, pa.Table]:
         """The run as Arrow tables: events, lots, batches, units."""
