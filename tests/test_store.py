@@ -1,0 +1,218 @@
+"""The run-history store: schema creation and version guard, one-transaction writes, read-only SQL, export."""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import synthetic_trace
+
+from twin import schema, stats
+from twin.errors import TwinError
+from twin.store import Store, check_read_only_sql, open_store
+
+
+def _write(store: Store, reps: int = 3, seed: int = 0, setpoint: float | None = None) -> int:
+    traces = [synthetic_trace(seed + r) for r in range(reps)]
+    tables = {}
+    for name in schema.TRACE_TABLES:
+        parts = [t[name].add_column(0, "replication", pa.array([r] * t[name].num_rows, pa.int32()))
+                 for r, t in enumerate(traces)]  # fmt: skip
+        tables[name] = pa.concat_tables(parts)
+    per_rep = [stats.replication_kpis(t, 20.0, 200.0) for t in traces]
+    run = {"scenario_name": "synthetic", "scenario_json": "{}", "scenario_hash": "abc", "seed": seed,
+           "replications": reps, "horizon_h": 200.0, "warmup_h": 20.0, "code_version": "test", "wall_s": 0.1,
+           "status": "done"}  # fmt: skip
+    return store.write_run(run, tables, stats.kpis_long(per_rep, range(reps)), stats.summarize(per_rep))
+
+
+def test_new_database_has_every_table_and_the_schema_version(tmp_path):
+    db = tmp_path / "h.duckdb"
+    with open_store(db) as s:
+        names = {r[0] for r in s.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        assert {t.name for t in schema.TABLES} <= names
+        assert s.query("SELECT value FROM meta WHERE key='schema_version'").column(0)[0].as_py() == str(
+            schema.SCHEMA_VERSION
+        )
+        cols = [r[0] for r in s.con.execute("DESCRIBE lots").fetchall()]
+        assert cols == schema.LOTS.column_names
+
+
+def test_write_run_stores_all_rows_and_numbers_runs(tmp_path):
+    db = tmp_path / "h.duckdb"
+    with open_store(db) as s:
+        assert _write(s) == 1
+        assert _write(s, seed=10) == 2
+    with Store(db, read_only=True) as s:
+        n_lots = sum(synthetic_trace(r)["lots"].num_rows for r in range(3))
+        assert s.query("SELECT count(*) FROM lots WHERE run_id = 1").column(0)[0].as_py() == n_lots
+        assert (
+            s.query("SELECT count(DISTINCT replication) FROM batches WHERE run_id = 2").column(0)[0].as_py()
+            == 3
+        )
+        # NaN in the trace becomes NULL in SQL
+        assert s.query("SELECT count(*) FROM lots WHERE isnan(done_h)").column(0)[0].as_py() == 0
+        assert (
+            s.query("SELECT count(*) FROM lots WHERE status = 'wip' AND done_h IS NULL").column(0)[0].as_py()
+            > 0
+        )
+        runs = s.runs().to_pylist()
+        assert [r["run_id"] for r in runs] == [2, 1]
+        assert runs[0]["final_yield"] == pytest.approx(
+            s.summary(2).to_pandas().set_index("kpi").loc["final_yield", "mean"]
+        )
+
+
+def test_kpis_agree_with_sql_over_stored_tables(tmp_path):
+    """The stored KPI values equal an independent recomputation by SQL over lots and batches."""
+    db = tmp_path / "h.duckdb"
+    with open_store(db) as s:
+        _write(s, reps=3, seed=5)
+        got = {(r["replication"], r["kpi"]): r["value"] for r in s.query("SELECT * FROM kpis").to_pylist()}
+        w, h = 20.0, 200.0
+        sql = {
+            "good_kg_per_h": f"SELECT replication, sum(mass_kg) / ({h} - {w}) FROM lots WHERE status = 'good' AND done_h BETWEEN {w} AND {h} GROUP BY ALL",
+            "final_yield": f"SELECT replication, avg((status = 'good')::DOUBLE) FROM lots WHERE release_h >= {w} AND status IN ('good', 'scrap') GROUP BY ALL",
+            "first_pass_yield": f"SELECT replication, avg(first_pass::DOUBLE) FROM lots WHERE release_h >= {w} AND status IN ('good', 'scrap') GROUP BY ALL",
+            "lead_time_mean_h": f"SELECT replication, avg(done_h - release_h) FROM lots WHERE release_h >= {w} AND status IN ('good', 'scrap') GROUP BY ALL",
+            "lead_time_p95_h": f"SELECT replication, quantile_cont(done_h - release_h, 0.95) FROM lots WHERE release_h >= {w} AND status IN ('good', 'scrap') GROUP BY ALL",
+            "wait_p95_h": f"SELECT replication, quantile_cont(wait_h, 0.95) FROM lots WHERE release_h >= {w} GROUP BY ALL",
+            "r_int_good_mean": f"SELECT replication, avg(r_int_ohm_cm2) FROM lots WHERE release_h >= {w} AND status = 'good' GROUP BY ALL",
+            "furnace_fill": f"SELECT replication, avg(n_lots / capacity_lots) FROM batches WHERE start_h BETWEEN {w} AND {h} GROUP BY ALL",
+            "setups": f"SELECT replication, count(*) FILTER (WHERE setup_h > 0) FROM batches WHERE start_h BETWEEN {w} AND {h} GROUP BY ALL",
+            "furnace_util": f"""SELECT b.replication, sum(greatest(least(coalesce(end_h, {h}), {h}) - least(greatest(load_start_h, {w}), {h}), 0))
+                                / (any_value(u.n) * ({h} - {w})) FROM batches b JOIN (SELECT replication, count(*) n FROM units
+                                WHERE kind = 'furnace' GROUP BY ALL) u USING (replication) GROUP BY ALL""",
+            "energy_kwh_per_good_kg": f"""SELECT replication, e / g FROM
+                (SELECT replication, sum(energy_kwh) e FROM batches WHERE start_h BETWEEN {w} AND {h} GROUP BY ALL)
+                JOIN (SELECT replication, sum(mass_kg) g FROM lots WHERE status = 'good' AND done_h BETWEEN {w} AND {h} GROUP BY ALL)
+                USING (replication)""",
+            "wip_mean": f"SELECT replication, sum(greatest(least(coalesce(done_h, {h}), {h}) - least(greatest(release_h, {w}), {h}), 0)) / ({h} - {w}) FROM lots GROUP BY ALL",
+            "scrap_rate_damage": f"SELECT replication, avg((status = 'scrap' AND reason = 'damage')::DOUBLE) FROM lots WHERE release_h >= {w} AND status IN ('good', 'scrap') GROUP BY ALL",
+        }
+        for kpi, q in sql.items():
+            rows = s.query(q).to_pylist()
+            assert len(rows) == 3, kpi
+            for row in rows:
+                rep, value = row.values()
+                assert got[(rep, kpi)] == pytest.approx(value, rel=1e-9), (kpi, rep)
+        # the stored summary is the mean and t interval of the stored per-replication values
+        mean = s.query("SELECT avg(value) FROM kpis WHERE kpi = 'final_yield'").column(0)[0].as_py()
+        summ = s.summary(1).to_pandas().set_index("kpi")
+        assert summ.loc["final_yield", "mean"] == pytest.approx(mean)
+
+
+def test_failed_write_leaves_no_rows(tmp_path):
+    db = tmp_path / "h.duckdb"
+    with open_store(db) as s:
+        _write(s)
+        bad = {"lots": pa.table({"replication": [0], "lot_id": ["not-a-number"]})}
+        with pytest.raises(duckdb.Error):
+            s.write_run({"scenario_name": "bad", "replications": 1, "status": "done"}, bad,
+                        stats.kpis_long([], []), stats.summarize([]))  # fmt: skip
+        assert s.query("SELECT count(*) FROM runs").column(0)[0].as_py() == 1
+        assert s.query("SELECT count(*) FROM lots WHERE run_id > 1").column(0)[0].as_py() == 0
+
+
+def test_other_schema_version_is_refused_and_left_untouched(tmp_path):
+    db = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute(
+        "CREATE TABLE meta (key VARCHAR, value VARCHAR); INSERT INTO meta VALUES ('schema_version', '0')"
+    )
+    con.execute("CREATE TABLE runs (id INTEGER)")
+    con.close()
+    before = db.read_bytes()
+    for ro in (False, True):
+        with pytest.raises(
+            TwinError, match=r"written by schema version 0, this twin uses 1; use another --db"
+        ):
+            Store(db, read_only=ro)
+    assert db.read_bytes() == before
+
+
+def test_foreign_duckdb_file_is_refused(tmp_path):
+    db = tmp_path / "other.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE x (a INTEGER)")
+    con.close()
+    with pytest.raises(TwinError, match="no twin schema version"):
+        open_store(db)
+
+
+def test_unknown_run_id(tmp_path):
+    with open_store(tmp_path / "h.duckdb") as s:
+        _write(s)
+        with pytest.raises(TwinError, match=r"unknown run id 7 .*runs are 1\.\.1"):
+            s.run(7)
+        with pytest.raises(TwinError, match="unknown run id 'abc'"):
+            s.run("abc")
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["DELETE FROM runs", "DROP TABLE runs", "INSERT INTO meta VALUES ('a', 'b')", "UPDATE runs SET seed = 1",
+     "CREATE TABLE t (a INT)", "ALTER TABLE runs ADD COLUMN x INT", "COPY runs TO 'x.csv'",
+     "ATTACH 'other.duckdb'", "SELECT 1; DELETE FROM runs", "PRAGMA enable_profiling", "SET threads = 1"],
+)  # fmt: skip
+def test_write_statements_are_refused(sql):
+    con = duckdb.connect(":memory:")
+    with pytest.raises(TwinError, match="twin sql is read-only"):
+        check_read_only_sql(con, sql)
+
+
+@pytest.mark.parametrize("sql", ["SELECT 1", "WITH a AS (SELECT 1) SELECT * FROM a", "DESCRIBE runs",
+                                 "PRAGMA table_info('runs')", "EXPLAIN SELECT 1", "SHOW TABLES"])  # fmt: skip
+def test_read_statements_are_allowed(sql):
+    check_read_only_sql(duckdb.connect(":memory:"), sql)
+
+
+def test_export_writes_one_parquet_per_table(tmp_path):
+    db = tmp_path / "h.duckdb"
+    with open_store(db) as s:
+        _write(s)
+        _write(s, seed=3)
+    with Store(db, read_only=True) as s:
+        paths = s.export(2, tmp_path / "out")
+    names = {p.stem for p in paths}
+    assert {"runs", "lots", "batches", "events", "units", "kpis", "kpi_summary"} <= names
+    lots = pq.read_table(tmp_path / "out" / "lots.parquet")
+    assert set(lots.column("run_id").to_pylist()) == {2}
+    assert lots.num_rows == sum(synthetic_trace(3 + r)["lots"].num_rows for r in range(3))
+
+
+def test_locked_database_names_the_pid(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    db = tmp_path / "h.duckdb"
+    open_store(db).close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(db)!r}); print('ok', flush=True); time.sleep(30)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "ok"
+        t0 = time.time()
+        with pytest.raises(
+            TwinError, match=rf"database .*h.duckdb is locked by another process \(pid {holder.pid}\)"
+        ):
+            open_store(db)
+        assert time.time() - t0 < 10
+    finally:
+        holder.kill()
+        holder.wait()
+    assert os.path.exists(db)
+
+
+def test_unwritable_path_is_one_line(tmp_path):
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    with pytest.raises(TwinError, match=r"cannot open database .*file.txt/h.duckdb to write") as exc:
+        open_store(f / "h.duckdb")
+    assert "\n" not in str(exc.value)
+    with pytest.raises(TwinError, match="does not exist"):
+        Store(tmp_path / "nope.duckdb", read_only=True)

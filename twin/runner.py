@@ -1,0 +1,151 @@
+"""Replications of one scenario: simulate each (pure, picklable), compute KPIs, summarise, optionally store.
+
+`simulate_replication` is the unit of work an executor (process pool, Dask) maps over; `run_scenario` runs them
+serially in this process and writes the run to a store at the end, in one transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from twin import schema, stats
+
+if TYPE_CHECKING:
+    from twin.store import Store
+
+Progress = Callable[[int, int], None]
+"""progress(done, total), called after every replication."""
+
+
+@dataclass
+class ReplicationResult:
+    """One replication: its trace tables, its KPIs, and the wall seconds it took. Picklable."""
+
+    replication: int
+    seed: int
+    tables: dict[str, pa.Table]
+    kpis: dict[str, float]
+    wall_s: float
+
+
+@dataclass
+class RunResult:
+    """A run: N replications of one scenario, their KPIs and the summary; `run_id` once stored."""
+
+    scenario: Any
+    seed: int
+    replications: list[ReplicationResult]
+    wall_s: float
+    run_id: int | None = None
+    study_id: int | None = None
+    db_path: str | None = None
+    _summary: pa.Table | None = field(default=None, repr=False)
+
+    @property
+    def kpis(self) -> pa.Table:
+        """Long table: replication, kpi, value."""
+        return stats.kpis_long(
+            [r.kpis for r in self.replications], [r.replication for r in self.replications]
+        )
+
+    @property
+    def summary(self) -> pa.Table:
+        """One row per KPI: kpi, unit, n, mean, std, ci_low, ci_high (95 % Student t)."""
+        if self._summary is None:
+            self._summary = stats.summarize([r.kpis for r in self.replications])
+        return self._summary
+
+    def table(self, name: str) -> pa.Table:
+        """A trace table (`events`, `lots`, `batches`, `units`) of all replications, with a `replication` column."""
+        parts = []
+        for r in self.replications:
+            t = r.tables[name]
+            parts.append(t.add_column(0, "replication", pa.array([r.replication] * t.num_rows, pa.int32())))
+        return pa.concat_tables(parts, promote_options="permissive") if parts else pa.table({})
+
+    def run_row(self) -> dict[str, Any]:
+        """The `runs` columns of this run (without run_id / created_at, which the store assigns)."""
+        from twin.scenario import scenario_hash
+        from twin.store import code_version
+
+        sc = self.scenario
+        return {
+            "study_id": self.study_id,
+            "scenario_name": sc.name,
+            "scenario_json": sc.model_dump_json(),
+            "scenario_hash": scenario_hash(sc),
+            "seed": self.seed,
+            "replications": len(self.replications),
+            "horizon_h": float(sc.horizon_h),
+            "warmup_h": float(sc.warmup_h),
+            "code_version": code_version(),
+            "wall_s": self.wall_s,
+            "status": "done",
+        }
+
+
+def simulate_replication(scenario: Any, seed: int, replication: int) -> ReplicationResult:
+    """Simulate replication `replication` of `scenario` with base seed `seed` and compute its KPIs.
+
+    Pure: the result depends only on (scenario, seed, replication); no global state, safe in any worker process.
+    """
+    from plant.line import Line
+
+    t0 = time.perf_counter()
+    trace = Line(scenario, seed=seed, replication=replication).run()
+    tables = trace.tables()
+    kpis = stats.replication_kpis(tables, warmup_h=scenario.warmup_h, horizon_h=scenario.horizon_h)
+    return ReplicationResult(replication, seed, tables, kpis, time.perf_counter() - t0)
+
+
+def collect(
+    scenario: Any,
+    seed: int,
+    results: Sequence[ReplicationResult],
+    wall_s: float,
+    study_id: int | None = None,
+) -> RunResult:
+    """Assemble replication results (from any executor) into a RunResult, ordered by replication."""
+    ordered = sorted(results, key=lambda r: r.replication)
+    return RunResult(scenario=scenario, seed=seed, replications=ordered, wall_s=wall_s, study_id=study_id)
+
+
+def store_run(store: Store, result: RunResult) -> int:
+    """Write a run to the store in one transaction; sets and returns `result.run_id`."""
+    tables = {name: result.table(name) for name in schema.TRACE_TABLES}
+    result.run_id = store.write_run(result.run_row(), tables, result.kpis, result.summary)
+    result.db_path = str(store.path)
+    return result.run_id
+
+
+def run_scenario(
+    scenario: Any,
+    replications: int | None = None,
+    seed: int | None = None,
+    store: Store | None = None,
+    progress: Progress | None = None,
+    study_id: int | None = None,
+) -> RunResult:
+    """Run `replications` replications (default: the scenario's) serially and store the run if `store` is given.
+
+    Replication r of seed s always gives the same result. Nothing is written until every replication is done.
+    """
+    n = int(scenario.replications if replications is None else replications)
+    base_seed = int(scenario.seed if seed is None else seed)
+    if n < 1:
+        raise ValueError("replications must be at least 1")
+    t0 = time.perf_counter()
+    results = []
+    for r in range(n):
+        results.append(simulate_replication(scenario, base_seed, r))
+        if progress is not None:
+            progress(r + 1, n)
+    result = collect(scenario, base_seed, results, time.perf_counter() - t0, study_id=study_id)
+    if store is not None:
+        store_run(store, result)
+    return result

@@ -1,0 +1,385 @@
+"""The DuckDB run history: open with schema-version check, write one run in one transaction, read-only queries.
+
+The tables themselves are defined in `twin.schema`. Simulation happens elsewhere (`twin.runner`); this module only
+moves Arrow tables in and out of the database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from twin import schema
+from twin.errors import TwinError
+
+DEFAULT_DB = "twin.duckdb"
+
+_READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
+_READ_ONLY_PRAGMAS = {
+    "table_info",
+    "show_tables",
+    "show_tables_expanded",
+    "show",
+    "database_size",
+    "database_list",
+    "storage_info",
+    "version",
+    "functions",
+    "collations",
+    "platform",
+    "metadata_info",
+}
+
+HEADLINE_KPIS = ("good_kg_per_h", "final_yield", "lead_time_mean_h", "r_int_good_mean")
+"""KPIs shown per run by `twin runs list`."""
+
+
+def _connect_error(path: Path, exc: Exception, read_only: bool) -> TwinError:
+    msg = str(exc)
+    if "Could not set lock" in msg or "Conflicting lock" in msg:
+        pid = re.search(r"PID (\d+)", msg)
+        who = f" (pid {pid.group(1)})" if pid else ""
+        return TwinError(
+            f"database {path} is locked by another process{who}; wait for it or use another --db"
+        )
+    if "different configuration" in msg:
+        return TwinError(f"database {path} is already open in this process with another mode")
+    if "not a valid DuckDB database" in msg or "database file" in msg and "invalid" in msg.lower():
+        return TwinError(f"{path} is not a DuckDB database file")
+    first = msg.strip().splitlines()[0] if msg.strip() else type(exc).__name__
+    first = re.sub(r"^(IO|Catalog|Serialization|Invalid Input) Error: ", "", first)
+    mode = "read" if read_only else "write"
+    return TwinError(f"cannot open database {path} to {mode}: {first}")
+
+
+def code_version() -> str:
+    """Package version plus the git commit of the working tree, when there is one."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("ald-anneal-twin")
+    except metadata.PackageNotFoundError:
+        version = "0+unknown"
+    head = Path(__file__).resolve().parent.parent / ".git" / "HEAD"
+    try:
+        ref = head.read_text().strip()
+        if ref.startswith("ref: "):
+            ref_file = head.parent / ref[5:]
+            if ref_file.exists():
+                ref = ref_file.read_text().strip()
+            else:
+                packed = (head.parent / "packed-refs").read_text()
+                ref = next(line.split()[0] for line in packed.splitlines() if line.endswith(ref[5:]))
+        return f"{version}+g{ref[:10]}"
+    except (OSError, StopIteration):
+        return version
+
+
+class Store:
+    """An open run-history database. Use `open_store()`; close it (or use `with`) to release the file lock."""
+
+    def __init__(self, path: str | os.PathLike[str], read_only: bool = False, check_schema: bool = True):
+        self.path = Path(path)
+        self.read_only = read_only
+        if read_only and not self.path.exists():
+            raise TwinError(f"database {self.path} does not exist (run `twin run` first or pass --db)")
+        if not read_only and self.path.is_dir():
+            raise TwinError(f"database path {self.path} is a directory")
+        try:
+            self.con = duckdb.connect(str(self.path), read_only=read_only)
+        except (duckdb.Error, OSError) as exc:
+            raise _connect_error(self.path, exc, read_only) from None
+        try:
+            if check_schema:
+                self._check_schema()
+        except BaseException:
+            self.con.close()
+            raise
+
+    # -- schema -------------------------------------------------------------------------------------------
+    def _tables(self) -> set[str]:
+        rows = self.con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def _check_schema(self) -> None:
+        existing = self._tables()
+        if "meta" in existing:
+            rows = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+            found = rows[0][0] if rows else "unknown"
+            if found != str(schema.SCHEMA_VERSION):
+                raise TwinError(
+                    f"database {self.path} was written by schema version {found}, this twin uses "
+                    f"{schema.SCHEMA_VERSION}; use another --db or migrate it"
+                )
+            missing = [t for t in schema.TABLES if t.name not in existing]
+            if missing and not self.read_only:
+                self._create(missing, with_meta=False)
+            return
+        if existing:
+            raise TwinError(
+                f"database {self.path} has tables but no twin schema version (not a twin database or an "
+                f"older one); use another --db"
+            )
+        if not self.read_only:
+            self._create(list(schema.TABLES), with_meta=True)
+
+    def _create(self, tables: Sequence[schema.Table], with_meta: bool) -> None:
+        try:
+            self.con.execute("BEGIN")
+            for t in tables:
+                self.con.execute(t.ddl())
+            if with_meta:
+                self.con.execute(
+                    "INSERT INTO meta VALUES ('schema_version', ?), ('created_at', ?), ('created_by', ?)",
+                    [str(schema.SCHEMA_VERSION), datetime.now(UTC).isoformat(), code_version()],
+                )
+            self.con.execute("COMMIT")
+        except duckdb.Error as exc:
+            self.con.execute("ROLLBACK")
+            raise TwinError(f"cannot initialise database {self.path}: {str(exc).splitlines()[0]}") from None
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing ------------------------------------------------------------------------------------------
+    def _require_writable(self) -> None:
+        if self.read_only:
+            raise TwinError(f"database {self.path} is open read-only")
+
+    def create_study(self, name: str, study_json: str, study_hash: str) -> int:
+        """Insert a `studies` row with status `running`; returns its id."""
+        self._require_writable()
+        self.con.execute("BEGIN")
+        try:
+            study_id = self.con.execute("SELECT coalesce(max(study_id), 0) + 1 FROM studies").fetchall()[0][0]
+            self.con.execute(
+                "INSERT INTO studies VALUES (?, ?, ?, ?, ?, ?, 'running')",
+                [
+                    study_id,
+                    name,
+                    study_json,
+                    study_hash,
+                    code_version(),
+                    datetime.now(UTC).replace(tzinfo=None),
+                ],
+            )
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        return int(study_id)
+
+    def finish_study(self, study_id: int, status: str = "done") -> None:
+        """Set a study's status (`done` or `failed`)."""
+        self._require_writable()
+        self.con.execute("UPDATE studies SET status = ? WHERE study_id = ?", [status, study_id])
+
+    def write_run(
+        self,
+        run: Mapping[str, Any],
+        tables: Mapping[str, pa.Table],
+        kpis: pa.Table,
+        summary: pa.Table,
+    ) -> int:
+        """Store one run in ONE transaction and return its new run id.
+
+        `run` holds the `runs` columns except `run_id`/`created_at`; `tables` the trace tables (events, lots,
+        batches, units) of all replications concatenated, each with a leading `replication` column; `kpis` the
+        long KPI table (replication, kpi, value); `summary` the per-KPI summary (kpi, unit, n, mean, std,
+        ci_low, ci_high). Nothing is visible to readers until COMMIT; an interruption leaves no rows.
+        """
+        self._require_writable()
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            run_id = int(con.execute("SELECT coalesce(max(run_id), 0) + 1 FROM runs").fetchall()[0][0])
+            row = dict(run)
+            row["run_id"] = run_id
+            row["created_at"] = datetime.now(UTC).replace(tzinfo=None)
+            cols = schema.RUNS.column_names
+            con.execute(
+                f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                [row.get(c) for c in cols],
+            )
+            for name, tbl in tables.items():
+                self._insert(name, tbl, run_id)
+                _hold_for_test()
+            self._insert("kpis", kpis, run_id)
+            self._insert("kpi_summary", summary, run_id)
+            con.execute("COMMIT")
+        except BaseException:
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            raise
+        return run_id
+
+    def _insert(self, name: str, tbl: pa.Table, run_id: int) -> None:
+        """Bulk insert an Arrow table by column name (missing columns become NULL, unknown ones are dropped)."""
+        known = schema.table(name).column_names
+        keep = [c for c in tbl.column_names if c in known and c != "run_id"]
+        tbl = _nan_to_null(tbl.select(keep))
+        tbl = tbl.add_column(0, "run_id", pa.array([run_id] * tbl.num_rows, pa.int64()))
+        view = f"_twin_insert_{name}"
+        self.con.register(view, tbl)
+        try:
+            self.con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM {view}")
+        finally:
+            self.con.unregister(view)
+
+    # -- reading ------------------------------------------------------------------------------------------
+    def query(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
+        """Run SQL and return an Arrow table; SQL errors become a one-line TwinError."""
+        try:
+            rel = self.con.sql(sql, params=params) if params is not None else self.con.sql(sql)
+            if rel is None:
+                return pa.table({})
+            fetch = getattr(rel, "to_arrow_table", None) or rel.arrow  # duckdb 2 / 1.x
+            return fetch()
+        except duckdb.Error as exc:
+            raise TwinError(f"SQL error: {_one_line(exc)}") from None
+
+    def query_read_only(self, sql: str) -> pa.Table:
+        """Run user SQL after refusing anything but read statements (the `twin sql` path)."""
+        check_read_only_sql(self.con, sql)
+        return self.query(sql)
+
+    def runs(self, limit: int | None = None) -> pa.Table:
+        """Runs, newest first, with headline KPI means as extra columns."""
+        pivots = ", ".join(f"max(CASE WHEN s.kpi = '{k}' THEN s.mean END) AS {k}" for k in HEADLINE_KPIS)
+        sql = f"""
+            SELECT r.run_id, r.study_id, r.scenario_name, r.seed, r.replications, r.horizon_h,
+                   r.created_at, r.wall_s, r.status, {pivots}
+            FROM runs r LEFT JOIN kpi_summary s USING (run_id)
+            GROUP BY ALL ORDER BY r.run_id DESC
+        """
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return self.query(sql)
+
+    def run(self, run_id: int | str) -> dict[str, Any]:
+        """The `runs` row of `run_id` as a dict; TwinError when there is none."""
+        rid = parse_run_id(run_id)
+        tbl = self.query("SELECT * FROM runs WHERE run_id = ?", [rid])
+        if tbl.num_rows == 0:
+            last = self.con.execute("SELECT max(run_id) FROM runs").fetchall()[0][0]
+            hint = f"runs are 1..{last}" if last else "the database has no runs yet"
+            raise TwinError(f"unknown run id {run_id} in {self.path} ({hint})")
+        return tbl.to_pylist()[0]
+
+    def summary(self, run_id: int | str) -> pa.Table:
+        """The KPI summary of a run (kpi, unit, n, mean, std, ci_low, ci_high)."""
+        rid = self.run(run_id)["run_id"]
+        return self.query(
+            "SELECT kpi, unit, n, mean, std, ci_low, ci_high FROM kpi_summary WHERE run_id = ? ORDER BY rowid",
+            [rid],
+        )
+
+    def run_tables(self, run_id: int | str) -> dict[str, pa.Table]:
+        """Every per-run table's rows of one run."""
+        rid = self.run(run_id)["run_id"]
+        existing = self._tables()
+        return {
+            t.name: self.query(f"SELECT * FROM {t.name} WHERE run_id = ?", [rid])
+            for t in schema.TABLES
+            if t.per_run and t.name in existing
+        }
+
+    def export(self, run_id: int | str, directory: str | os.PathLike[str]) -> list[Path]:
+        """Write every per-run table of one run as `<table>.parquet` into `directory`."""
+        import pyarrow.parquet as pq
+
+        tables = self.run_tables(run_id)
+        out = Path(directory)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            paths = []
+            for name, tbl in tables.items():
+                p = out / f"{name}.parquet"
+                pq.write_table(tbl, p)
+                paths.append(p)
+        except OSError as exc:
+            raise TwinError(f"cannot write to {out}: {exc.strerror or exc}") from None
+        return paths
+
+
+def _nan_to_null(tbl: pa.Table) -> pa.Table:
+    """NaN (the trace's "not applicable") becomes SQL NULL, so that avg(), count() and comparisons behave."""
+    import pyarrow.compute as pc
+
+    for i, f in enumerate(tbl.schema):
+        if pa.types.is_floating(f.type):
+            col = tbl.column(i)
+            if col.null_count < len(col):
+                col = pc.if_else(pc.is_nan(col), pa.scalar(None, f.type), col)
+            tbl = tbl.set_column(i, f.name, col)
+    return tbl
+
+
+def _one_line(exc: Exception) -> str:
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    return " ".join(lines[:2]) if lines else type(exc).__name__
+
+
+def parse_run_id(run_id: int | str) -> int:
+    try:
+        return int(run_id)
+    except (TypeError, ValueError):
+        raise TwinError(
+            f"unknown run id {run_id!r}: run ids are whole numbers (see `twin runs list`)"
+        ) from None
+
+
+def check_read_only_sql(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Raise TwinError unless every statement of `sql` only reads (SELECT, EXPLAIN, read-only PRAGMAs)."""
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise TwinError(f"SQL error: {_one_line(exc)}") from None
+    if not statements:
+        raise TwinError("SQL error: no statement given")
+    for st in statements:
+        kind = st.type.name
+        if kind == "PRAGMA":
+            m = re.match(r"\s*pragma\s+(\w+)", st.query, re.IGNORECASE)
+            if m and m.group(1).lower() in _READ_ONLY_PRAGMAS:
+                continue
+        elif kind in _READ_ONLY_STATEMENTS:
+            continue
+        word = st.query.strip().split()[0].upper() if st.query.strip() else kind
+        raise TwinError(f"twin sql is read-only: {word} statements are not allowed (only SELECT queries)")
+
+
+def open_store(path: str | os.PathLike[str] = DEFAULT_DB, read_only: bool = False) -> Store:
+    """Open (and create if needed) a run-history database; checks the schema version."""
+    return Store(path, read_only=read_only)
+
+
+def _hold_for_test() -> None:
+    """Test hook: with TWIN_TEST_HOLD_WRITE=FILE set, touch FILE inside the write transaction and sleep.
+
+    Lets the atomicity test kill a process that is halfway through writing a run.
+    """
+    flag = os.environ.get("TWIN_TEST_HOLD_WRITE")
+    if flag:
+        Path(flag).write_text(json.dumps({"pid": os.getpid()}))
+        time.sleep(float(os.environ.get("TWIN_TEST_HOLD_WRITE_S", "60")))
