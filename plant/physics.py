@@ -433,9 +433,9 @@ class CoatingState:
     material: str
     cycles: int
     thickness0_nm: float  # as deposited (mass-equivalent at as-deposited density; what ICP measures)
-    nominal_nm: float  # GPC·max(0, N - N_delay), the centre of the ICP window
     coverage: float
     rl_base_ppm: float
+    nominal_nm: float = 0.0  # GPC·max(0, N - N_delay), centre of the ICP window (0: no thickness check)
     e_w_ppm2: float = 0.0
     theta_d: float = 0.0
     theta_c: float = 0.0
@@ -491,7 +491,7 @@ def new_coating(material: str, cycles: int, params: QualityParams, z_thickness: 
     d = max(0.0, nominal * (1.0 + params.cv_thickness * z_thickness))
     coverage = (1.0 - math.exp(-d / params.d_cov_nm)) * params.dose_saturation
     rl0 = max(0.0, params.rl0_ppm + params.d_rl_ald_ppm)
-    return CoatingState(material, cycles, d, nominal, coverage, rl0)
+    return CoatingState(material, cycles, d, coverage, rl0, nominal_nm=nominal)
 
 
 def wet_rate_ppm2_per_h(x_d: float, rh_pct: float, temp_c: float, params: QualityParams) -> float:
@@ -633,7 +633,7 @@ def assess(
         return Assessment("scrap", "damage_diffusion", p)
     if p.rl_ppm * (1.0 + params.cv_titration * z_rl) > params.rl_max_ppm:
         return Assessment("scrap", "residual_li", p)
-    if nominal > 0.0 and p.x_d < params.x_d_min:
+    if state.thickness0_nm > 0.0 and p.x_d < params.x_d_min:
         return Assessment("rework" if can_rework else "scrap", "under_dense", p)
     if p.r_rel * (1.0 + params.cv_eis * z_eis) > params.r_rel_max:
         return Assessment("scrap", "resistance", p)
