@@ -617,8 +617,9 @@ def assess(
 
     noise = standard normals (ICP thickness, titration RL, XRD dmix, EIS resistance). X_d and L_D have no
     fast test and are checked on their true (soft-sensor) values. Checks in order, first failure decides:
-    thickness (scrap), damage_mixing (scrap), damage_diffusion (scrap), residual_li (scrap),
-    under_dense (rework if can_rework else scrap), resistance (scrap); otherwise pass/ok.
+    thickness (scrap), damage_mixing (scrap), damage_diffusion (scrap), under_dense (rework if can_rework
+    else scrap: a re-anneal also converts residual Li, so an unannealed film is judged first), residual_li
+    (scrap), resistance (scrap); otherwise pass/ok.
     """
     p = properties(state, params)
     z_icp, z_rl, z_xrd, z_eis = noise
@@ -631,10 +632,10 @@ def assess(
         return Assessment("scrap", "damage_mixing", p)
     if p.l_d_nm > params.l_d_max_nm:
         return Assessment("scrap", "damage_diffusion", p)
-    if p.rl_ppm * (1.0 + params.cv_titration * z_rl) > params.rl_max_ppm:
-        return Assessment("scrap", "residual_li", p)
     if state.thickness0_nm > 0.0 and p.x_d < params.x_d_min:
         return Assessment("rework" if can_rework else "scrap", "under_dense", p)
+    if p.rl_ppm * (1.0 + params.cv_titration * z_rl) > params.rl_max_ppm:
+        return Assessment("scrap", "residual_li", p)
     if p.r_rel * (1.0 + params.cv_eis * z_eis) > params.r_rel_max:
         return Assessment("scrap", "resistance", p)
     return Assessment("pass", "ok", p)

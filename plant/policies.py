@@ -51,6 +51,7 @@ class FurnacePolicy:
 
     name: ClassVar[str] = ""
     options: ClassVar[dict[str, float | int | None]] = {}
+    rl_margin: float = 0.0  # safety margin (fraction of the residual-Li spec) for the lots' deadlines
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -143,10 +144,11 @@ class ImmediatePolicy(FurnacePolicy):
 
 
 class CampaignPolicy(FurnacePolicy):
-    """Group lots by recipe to save setups: prefer the recipe the furnace is set up for.
+    """Group lots by recipe to save setups: a furnace stays on its current recipe while lots of it wait.
 
-    Start a full batch of the current recipe; else a full batch of another recipe; else, once the oldest lot of
-    the current recipe (or, failing that, of any recipe) has waited max_wait_h, the lots of that recipe.
+    While lots of the current recipe wait: start them when a full batch is there, or once the oldest has waited
+    max_wait_h. Switch recipe only when none of the current recipe wait and another recipe has a full batch, or
+    when another recipe's oldest lot has waited max_wait_h plus the setup the switch costs.
     """
 
     name = "campaign"
@@ -158,18 +160,22 @@ class CampaignPolicy(FurnacePolicy):
         cap = furnace.capacity_lots
         groups = self.groups(queue)
         current = groups.get(furnace.recipe) if furnace.recipe is not None else None
-        if current and len(current) >= cap:
-            return Start(current[:cap], "campaign")
-        lots = self.first_full(groups, cap)
-        if lots:
-            return Start(lots, "full")
-        if current and now >= current[0].ready_h + self.max_wait_h - 1e-9:
-            return Start(current[:cap], "timeout")
-        # another recipe only once its oldest lot has waited max_wait_h plus the setup it costs
         due = math.inf
+        if current:
+            if len(current) >= cap:
+                return Start(current[:cap], "campaign")
+            t = current[0].ready_h + self.max_wait_h
+            if now >= t - 1e-9:
+                return Start(current[:cap], "timeout")
+            due = t
+        else:
+            lots = self.first_full(groups, cap)
+            if lots:
+                return Start(lots, "full")
         for recipe, lots in groups.items():
-            penalty = 0.0 if recipe == furnace.recipe else furnace.setup_h(recipe)
-            t = lots[0].ready_h + self.max_wait_h + penalty
+            if recipe == furnace.recipe:
+                continue
+            t = lots[0].ready_h + self.max_wait_h + furnace.setup_h(recipe)
             if now >= t - 1e-9:
                 return Start(lots[:cap], "timeout")
             due = min(due, t)
@@ -180,12 +186,13 @@ class QualityAwarePolicy(FurnacePolicy):
     """Start when full, or just in time for the lot closest to breaking its residual-Li spec.
 
     Each lot carries the deadline by which its heating must start (from the quality model's wait budget,
-    computed when it enters the buffer); a batch starts when the most urgent lot's deadline minus the
-    furnace's lead time (setup + load) minus a safety margin is reached. max_wait_h caps waits as in `timeout`.
+    computed when it enters the buffer, aiming rl_margin below the spec so that measurement noise does not
+    fail it); a batch starts when the most urgent lot's deadline minus the furnace's lead time (setup + load)
+    minus margin_h is reached. max_wait_h caps waits as in `timeout`.
     """
 
     name = "quality_aware"
-    options = {"margin_h": 0.5, "max_wait_h": 24.0}
+    options = {"margin_h": 0.5, "rl_margin": 0.15, "max_wait_h": 24.0}
 
     def decide(self, now, queue, furnace):
         groups = self.groups(queue)

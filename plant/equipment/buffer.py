@@ -53,9 +53,10 @@ class Buffer(Unit):
         lot.ready_h = now
         recipe = line.recipes[lot.recipe]
         budget = physics.wait_budget_h(
-            lot.coating, self.rh_pct, self.temp_c, line.dose(lot.recipe), recipe.atmosphere, line.qp
+            lot.coating, self.rh_pct, self.temp_c, line.dose(lot.recipe), recipe.atmosphere, line.qp,
+            margin=line.policy.rl_margin,
         )
-        lot.deadline_h = now + budget
+        lot.deadline_h = lot.exposed_since_h + budget  # the budget counts from the end of ALD (or of QC)
         self.queue.append(lot)
         line.trace.event(now, "buffer_in", self.name, lot.lot_id)
         line.dispatcher.notify()

@@ -1,0 +1,170 @@
+"""The line: determinism, common random numbers, arrivals kinds, equipment behaviour and quality in the line."""
+
+from __future__ import annotations
+
+import math
+
+import pyarrow as pa
+from linehelpers import scenario
+
+from plant.line import Line
+from twin.scenario import load_scenario
+
+
+def ipc_bytes(table: pa.Table) -> bytes:
+    """The table serialised (Arrow IPC): equal bytes = identical bit for bit, NaN included."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def tables(sc, seed=1, rep=0):
+    return Line(sc, seed=seed, replication=rep).run().tables()
+
+
+def test_same_scenario_and_seed_give_identical_trace():
+    sc = scenario(horizon_h=800.0)
+    a, b = tables(sc, 3), tables(sc, 3)
+    for name in a:
+        assert ipc_bytes(a[name]) == ipc_bytes(b[name]), name
+    c = tables(sc, 4)
+    assert ipc_bytes(a["lots"]) != ipc_bytes(c["lots"])
+
+
+def test_replications_differ_and_are_reproducible():
+    sc = scenario(horizon_h=400.0)
+    assert ipc_bytes(tables(sc, 3, 0)["lots"]) != ipc_bytes(tables(sc, 3, 1)["lots"])
+    assert ipc_bytes(tables(sc, 3, 1)["lots"]) == ipc_bytes(tables(sc, 3, 1)["lots"])
+
+
+def test_common_random_numbers_across_furnace_policies():
+    a = tables(scenario(horizon_h=800.0, furnaces={"policy": {"name": "full"}}), 9)["lots"]
+    b = tables(scenario(horizon_h=800.0, furnaces={"policy": {"name": "immediate"}}), 9)["lots"]
+    # same arrivals
+    assert a["release_h"].equals(b["release_h"])
+    # same ALD times: the first lots, before the buffer ever blocks, have identical ALD start/end
+    n = 40
+    assert a["ald_end_h"].slice(0, n).equals(b["ald_end_h"].slice(0, n))
+    # same thickness noise per lot (the lot's quality noise does not depend on its path)
+    good = [i for i in range(n) if not math.isnan(a["thickness_nm"][i].as_py() or math.nan)]
+    good = [i for i in good if not math.isnan(b["thickness_nm"][i].as_py() or math.nan)]
+    assert good
+    for i in good:
+        assert a["thickness_nm"][i].as_py() == b["thickness_nm"][i].as_py()
+
+
+def test_takt_and_plan_arrivals(tmp_path):
+    sc = scenario(horizon_h=100.0, arrivals={"kind": "takt", "takt_h": 2.5})
+    rel = tables(sc)["lots"]["release_h"].to_pylist()
+    assert rel[:4] == [0.0, 2.5, 5.0, 7.5] and len(rel) == 40
+    plan = tmp_path / "plan.csv"
+    plan.write_text("lot_id,release_h,mass_kg,recipe\n101,1.0,100,r400\n102,1.5,90,hot\n103,30,80,r400\n")
+    yml = tmp_path / "s.yaml"
+    yml.write_text(
+        "horizon_h: 200\narrivals: {kind: plan, plan_csv: plan.csv}\n"
+        "recipes: {r400: {setpoint_c: 400}, hot: {setpoint_c: 450}}\n"
+    )
+    lots = tables(load_scenario(yml))["lots"].to_pandas()
+    assert lots.lot_id.tolist() == [101, 102, 103]
+    assert lots.mass_kg.tolist() == [100.0, 90.0, 80.0]
+    assert lots.release_h.tolist() == [1.0, 1.5, 30.0]
+    assert lots.recipe.tolist() == ["r400", "hot", "r400"]
+
+
+def test_trace_tables_are_arrow_with_documented_columns():
+    tabs = tables(scenario(horizon_h=200.0))
+    assert set(tabs) == {"events", "lots", "batches", "units"}
+    assert all(isinstance(t, pa.Table) for t in tabs.values())
+    assert tabs["events"].column_names == ["t_h", "kind", "unit", "lot_id", "batch_id"]
+    for col in ("wait_h", "x_d", "rl_ppm", "r_int_ohm_cm2", "bonding", "roughness_nm", "verdict", "reason"):
+        assert col in tabs["lots"].column_names
+    for col in ("energy_kwh", "o2_nm3", "setup_h", "n_lots", "setpoint_c", "atmosphere"):
+        assert col in tabs["batches"].column_names
+
+
+def test_full_buffer_blocks_reactors():
+    sc = scenario(
+        horizon_h=1500.0,
+        arrivals={"kind": "poisson", "rate_per_h": 0.7},
+        buffer={"capacity_lots": 3},
+        furnaces={"count": 1, "capacity_lots": 4, "policy": {"name": "timeout", "max_wait_h": 2.0}},
+    )
+    tabs = tables(sc)
+    ev = tabs["events"].to_pandas()
+    assert (ev.kind == "blocked_start").sum() > 50
+    units = tabs["units"].to_pandas().set_index("unit")
+    assert units.loc[["ALD1", "ALD2", "ALD3"], "blocked_h"].sum() > 100
+    # the buffer never holds more coated lots than its capacity
+    level = ev.kind.map({"buffer_in": 1, "buffer_out": -1}).fillna(0).cumsum()
+    assert level.max() <= 3
+
+
+def test_full_policy_with_a_buffer_smaller_than_a_batch_deadlocks_visibly():
+    sc = scenario(
+        horizon_h=600.0,
+        buffer={"capacity_lots": 2},
+        furnaces={"count": 1, "capacity_lots": 4, "policy": {"name": "full"}},
+    )
+    ev = tables(sc)["events"].to_pandas()
+    # each reactor blocks once, for good; nothing is ever annealed
+    assert (ev.kind == "blocked_start").sum() == 3 and (ev.kind == "blocked_end").sum() == 0
+    assert (ev.kind == "batch_start").sum() == 0
+
+
+def test_failures_and_preventive_maintenance_are_booked():
+    sc = scenario(horizon_h=2000.0, ald={"mtbf_h": 50.0, "mttr_h": 5.0, "pm_every_batches": 10, "pm_h": 4.0})
+    tabs = tables(sc)
+    ev = tabs["events"].to_pandas()
+    units = tabs["units"].to_pandas().set_index("unit")
+    ald = units.loc[["ALD1", "ALD2", "ALD3"]]
+    downs = ev[(ev.kind == "down") & ev.unit.str.startswith("ALD")]
+    assert len(downs) > 20
+    # operating hours between failures average mtbf: busy hours / failures ~ 50 h (loose, a few dozen failures)
+    assert 30 < ald.busy_h.sum() / len(downs) < 75
+    assert ald.down_h.sum() / len(downs) == __import__("pytest").approx(5.0, rel=0.4)
+    pm = ev[(ev.kind == "pm_start") & ev.unit.str.startswith("ALD")]
+    assert len(pm) == int(sum(b // 10 for b in ald.batches))
+
+
+def test_setup_energy_and_gas_are_booked_per_batch():
+    sc = scenario(
+        horizon_h=1500.0,
+        arrivals={"kind": "poisson", "rate_per_h": 0.4, "recipe_mix": {"o2": 1.0, "n2": 1.0}},
+        recipes={"o2": {"setpoint_c": 400.0, "atmosphere": "O2"}, "n2": {"setpoint_c": 400.0, "atmosphere": "N2"}},
+        furnaces={"policy": {"name": "immediate"}, "atmosphere_change_h": 1.5, "setpoint_change_h": 0.5},
+    )
+    b = tables(sc)["batches"].to_pandas()
+    assert set(b.setup_h.round(6)) <= {0.0, 1.5}
+    assert (b.setup_h > 0).sum() > 5
+    assert (b.o2_nm3[b.atmosphere == "N2"] == 0).all() and (b.o2_nm3[b.atmosphere == "O2"] > 0).all()
+    full = b[b.n_lots == 4]
+    # energy per kg falls with fill: a full batch uses less energy per kg than a single-lot batch
+    one = b[b.n_lots == 1]
+    if len(one) and len(full):
+        assert (one.energy_kwh / one.mass_kg).mean() > (full.energy_kwh / full.mass_kg).mean()
+    assert full.energy_kwh.mean() / full.mass_kg.mean() == __import__("pytest").approx(0.6, rel=0.25)
+
+
+def test_quality_in_the_line_follows_the_recipe():
+    def final(recipe: dict, buffer: dict | None = None):
+        sc = scenario(horizon_h=600.0, recipes={"r400": recipe}, buffer=buffer or {}, qc={"rework": False})
+        return tables(sc)["lots"].to_pandas().query("status != 'wip'")
+
+    good = final({"setpoint_c": 400.0, "soak_h": 3.0, "atmosphere": "O2"})
+    assert (good.status == "good").mean() > 0.9
+    cold = final({"setpoint_c": 300.0, "soak_h": 2.0, "atmosphere": "O2"})
+    assert (cold.reason == "under_dense").mean() > 0.9
+    hot = final({"setpoint_c": 650.0, "soak_h": 2.0, "atmosphere": "O2"})
+    assert hot.reason.str.startswith("damage").mean() > 0.9
+    assert good.r_int_ohm_cm2.mean() < cold.r_int_ohm_cm2.mean()
+
+
+def test_rework_reanneals_once():
+    sc = scenario(horizon_h=800.0, recipes={"r400": {"setpoint_c": 330.0, "soak_h": 3.0}})
+    lots = tables(sc)["lots"].to_pandas().query("status != 'wip'")
+    assert lots.anneals.max() == 2
+    reworked = lots[lots.anneals == 2]
+    assert len(reworked) > 10
+    assert (reworked.rework_batch_id > reworked.batch_id).all()
+    assert not reworked.first_pass.any()
