@@ -1,0 +1,290 @@
+"""Executors that simulate a study's (scenario x replication) tasks: serial, local processes, Dask distributed.
+
+Workers only simulate (`twin.runner.simulate_replication`, a pure function of scenario, seed and replication) and
+ship back Arrow tables and KPIs; `run_study` in the client alone writes DuckDB, one transaction per scenario-run as
+soon as all its replications are in. Results are identical bit for bit whichever executor ran them.
+
+    >>> from twin.executors import run_study
+    >>> res = run_study("scenarios/furnace-scheduling.yaml", executor="processes", workers=2, db="twin.duckdb")
+    >>> res.wall_s, res.sim_s, [r.run_id for r in res.runs]
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from twin.errors import TwinError
+from twin.runner import ReplicationResult, RunResult, collect, simulate_replication, store_run
+from twin.study import StudyPlan, load_study
+
+Task = tuple[int, Any, int, int]
+"""(scenario index, scenario, seed, replication): one unit of work."""
+
+StudyProgress = Callable[[int, int], None]
+"""progress(done, total) over every (scenario x replication) task."""
+
+
+def simulate_task(task: Task) -> tuple[int, ReplicationResult]:
+    """Worker entry point: simulate one (scenario, replication); returns (scenario index, result)."""
+    index, scenario, seed, replication = task
+    return index, simulate_replication(scenario, seed, replication)
+
+
+class Executor:
+    """Runs tasks and yields (scenario index, ReplicationResult) as they complete. Use as a context manager."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, workers: int | None = None, address: str | None = None) -> None:
+        self.workers = max(1, int(workers or os.cpu_count() or 1))
+        self.address = address
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        pass
+
+    def run(self, tasks: list[Task]) -> Iterator[tuple[int, ReplicationResult]]:
+        raise NotImplementedError
+
+
+class SerialExecutor(Executor):
+    """Everything in this process, one task after the other (the reference for reproducibility)."""
+
+    name = "serial"
+
+    def __init__(self, workers: int | None = None, address: str | None = None) -> None:
+        super().__init__(1, address)
+
+    def run(self, tasks: list[Task]) -> Iterator[tuple[int, ReplicationResult]]:
+        for task in tasks:
+            yield simulate_task(task)
+
+
+def _mp_context() -> mp.context.BaseContext:
+    """forkserver where available (no inherited threads or DuckDB handles, cheap children), else spawn."""
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["twin.runner", "plant.line", "pandas"])
+        return ctx
+    return mp.get_context("spawn")
+
+
+class ProcessExecutor(Executor):
+    """A local `ProcessPoolExecutor` (forkserver/spawn), one task per (scenario, replication); all cores by default."""
+
+    name = "processes"
+
+    def __init__(self, workers: int | None = None, address: str | None = None) -> None:
+        super().__init__(workers, address)
+        self._pool: ProcessPoolExecutor | None = None
+
+    def run(self, tasks: list[Task]) -> Iterator[tuple[int, ReplicationResult]]:
+        n = min(self.workers, max(1, len(tasks)))
+        self._pool = ProcessPoolExecutor(max_workers=n, mp_context=_mp_context())
+        pending = {self._pool.submit(simulate_task, t) for t in tasks}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in sorted(done, key=id):
+                yield fut.result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+class DaskExecutor(Executor):
+    """A Dask distributed cluster at `address` (tcp://host:port), or a LocalCluster of `workers` processes."""
+
+    name = "dask"
+
+    def __init__(self, workers: int | None = None, address: str | None = None) -> None:
+        super().__init__(workers, address)
+        self._client: Any = None
+        self._cluster: Any = None
+
+    def _connect(self) -> Any:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:  # pragma: no cover - dask is a dependency
+            raise TwinError(
+                "--executor dask needs the `distributed` package (pip install 'dask[distributed]')"
+            ) from None
+        if self.address:
+            try:
+                return Client(self.address, timeout="10s")
+            except (OSError, TimeoutError) as exc:
+                raise TwinError(f"cannot connect to the Dask scheduler at {self.address}: {exc}") from None
+            except ValueError as exc:
+                raise TwinError(f"bad Dask scheduler address {self.address!r}: {exc}") from None
+        self._cluster = LocalCluster(
+            n_workers=self.workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            host="127.0.0.1",
+            silence_logs=logging.ERROR,
+        )
+        return Client(self._cluster)
+
+    def run(self, tasks: list[Task]) -> Iterator[tuple[int, ReplicationResult]]:
+        from distributed import as_completed
+
+        self._client = self._connect()
+        futures = [self._client.submit(simulate_task, t, pure=False) for t in tasks]
+        for fut in as_completed(futures):
+            yield fut.result()
+            fut.release()
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
+
+
+EXECUTORS: dict[str, type[Executor]] = {e.name: e for e in (SerialExecutor, ProcessExecutor, DaskExecutor)}
+
+
+def make_executor(name: str, workers: int | None = None, address: str | None = None) -> Executor:
+    """The executor called `name` (serial, processes, dask); TwinError for another name."""
+    if name not in EXECUTORS:
+        raise TwinError(f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}")
+    if address and name != "dask":
+        raise TwinError(f"--address is for --executor dask, not {name}")
+    if workers is not None and workers < 1:
+        raise TwinError(f"--workers must be at least 1, got {workers}")
+    return EXECUTORS[name](workers, address)
+
+
+class StudyInterrupted(TwinError):
+    """Ctrl-C during a study: the completed runs are stored, the study is marked failed."""
+
+    exit_code = 130
+
+
+@dataclass
+class StudyResult:
+    """A finished study: one RunResult per scenario (design order), the study id and the timings."""
+
+    plan: StudyPlan
+    runs: list[RunResult]
+    executor: str
+    workers: int
+    wall_s: float
+    study_id: int | None = None
+    db_path: str | None = None
+    tasks: int = 0
+    task_wall_s: list[float] = field(default_factory=list)
+
+    @property
+    def sim_s(self) -> float:
+        """Sum of the wall seconds of every replication as measured inside its worker."""
+        return float(sum(self.task_wall_s))
+
+    @property
+    def speedup(self) -> float:
+        """sim_s / wall_s: how many replications ran at once on average (serial ~ 1)."""
+        return self.sim_s / self.wall_s if self.wall_s > 0 else float("nan")
+
+    def run(self, name: str) -> RunResult:
+        for r in self.runs:
+            if r.scenario.name == name:
+                return r
+        raise KeyError(name)
+
+
+def _tasks(plan: StudyPlan, replications: Iterable[int]) -> list[Task]:
+    reps = list(replications)
+    return [(i, sc, int(sc.seed), r) for i, sc in enumerate(plan.scenarios) for r in reps]
+
+
+def run_study(
+    study: StudyPlan | str | os.PathLike[str],
+    executor: str | Executor = "processes",
+    workers: int | None = None,
+    address: str | None = None,
+    db: str | os.PathLike[str] | None = None,
+    progress: StudyProgress | None = None,
+) -> StudyResult:
+    """Run every scenario x replication of a study with common random numbers; store each run as it completes.
+
+    `executor` is `serial`, `processes` (default, `workers` = all cores) or `dask` (`address` of a scheduler, or a
+    local cluster). With `db`, the study row is written first, then each scenario-run in its own transaction as
+    soon as its replications are in; an interruption keeps the completed runs (StudyInterrupted says how many).
+    """
+    plan = study if isinstance(study, StudyPlan) else load_study(study)
+    ex = executor if isinstance(executor, Executor) else make_executor(executor, workers, address)
+    tasks = _tasks(plan, range(plan.study.replications))
+    study_id = None
+    db_path = None
+    if db is not None:
+        from twin.store import open_store
+
+        with open_store(db) as store:
+            study_id = store.create_study(plan.name, plan.to_json(), plan.hash())
+            db_path = str(store.path)
+    pending: dict[int, list[ReplicationResult]] = {i: [] for i in range(len(plan.scenarios))}
+    runs: dict[int, RunResult] = {}
+    task_wall: list[float] = []
+    t0 = time.perf_counter()
+    status = "failed"
+    try:
+        with ex:
+            for done, (index, rep) in enumerate(ex.run(tasks), start=1):
+                pending[index].append(rep)
+                task_wall.append(rep.wall_s)
+                if progress is not None:
+                    progress(done, len(tasks))
+                if len(pending[index]) == plan.study.replications:
+                    sc = plan.scenarios[index]
+                    reps = pending.pop(index)
+                    result = collect(sc, int(sc.seed), reps, sum(r.wall_s for r in reps), study_id=study_id)
+                    if db is not None:
+                        _store(db, result)
+                    runs[index] = result
+        status = "done"
+    except KeyboardInterrupt:
+        raise StudyInterrupted(
+            f"interrupted: study {plan.name} kept {len(runs)} of {len(plan.scenarios)} completed scenario runs"
+            + (f" in {db_path} (study id {study_id}, marked failed)" if db_path else "")
+        ) from None
+    finally:
+        if db is not None and study_id is not None:
+            from twin.store import open_store
+
+            with open_store(db) as store:
+                store.finish_study(study_id, status)
+    return StudyResult(
+        plan=plan,
+        runs=[runs[i] for i in sorted(runs)],
+        executor=ex.name,
+        workers=ex.workers,
+        wall_s=time.perf_counter() - t0,
+        study_id=study_id,
+        db_path=db_path,
+        tasks=len(tasks),
+        task_wall_s=task_wall,
+    )
+
+
+def _store(db: str | os.PathLike[str], result: RunResult) -> None:
+    from twin.store import open_store
+
+    with open_store(Path(db)) as store:
+        store_run(store, result)

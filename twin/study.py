@@ -1,0 +1,232 @@
+"""Study files: a base scenario plus a design (full factorial or named strategies) -> a list of named scenarios.
+
+Every generated scenario is validated by the Scenario model and shares the study's seed, so replication r of every
+scenario sees the same random numbers (common random numbers; differences between scenarios are paired).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from twin.errors import TwinError
+from twin.scenario import Scenario, _format_errors, load_scenario, scenario_from_dict
+
+
+class Strategy(BaseModel):
+    """A named strategy: dotted field paths of the scenario -> values (`recipes.mild-400.soak_h: 2`)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(min_length=1)
+
+    def overrides(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class Study(BaseModel):
+    """A study: base scenario file, replications, seed, optional horizon/warm-up, a design and a baseline."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = "study"
+    description: str = ""
+    base: str = Field(description="base scenario YAML, relative to the study file")
+    replications: int = Field(5, ge=1)
+    seed: int = Field(1, ge=0)
+    horizon_h: float | None = Field(None, gt=0)
+    warmup_h: float | None = Field(None, ge=0)
+    design: Literal["factorial", "strategies"]
+    factors: dict[str, list[Any]] | None = Field(None, description="factorial: dotted field path -> levels")
+    strategies: list[Strategy] | None = Field(None, description="strategies: named sets of field overrides")
+    baseline: str | None = Field(None, description="scenario the others are compared with")
+
+    @model_validator(mode="after")
+    def _design_fields(self) -> Study:
+        if self.design == "factorial":
+            if not self.factors:
+                raise ValueError("design 'factorial' needs factors (field path -> list of levels)")
+            for key, levels in self.factors.items():
+                if not levels:
+                    raise ValueError(f"factor {key!r} has no levels")
+            if self.strategies:
+                raise ValueError("design 'factorial' takes factors, not strategies")
+        else:
+            if not self.strategies:
+                raise ValueError("design 'strategies' needs a list of strategies (name + field overrides)")
+            names = [s.name for s in self.strategies]
+            dup = sorted({n for n in names if names.count(n) > 1})
+            if dup:
+                raise ValueError(f"duplicate strategy name(s): {', '.join(dup)}")
+            if self.factors:
+                raise ValueError("design 'strategies' takes strategies, not factors")
+        return self
+
+
+class StudyPlan(BaseModel):
+    """A loaded study with its generated scenarios (in design order) and the resolved baseline name."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    study: Study
+    path: str
+    scenarios: list[Scenario]
+    baseline: str
+
+    @property
+    def name(self) -> str:
+        return self.study.name
+
+    @property
+    def n_runs(self) -> int:
+        return len(self.scenarios) * self.study.replications
+
+    def scenario(self, name: str) -> Scenario:
+        for s in self.scenarios:
+            if s.name == name:
+                return s
+        raise TwinError(f"{self.path}: no scenario named {name!r} in study {self.name}")
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"path": self.path, "study": self.study.model_dump(mode="json"), "baseline": self.baseline},
+            sort_keys=True,
+        )
+
+    def hash(self) -> str:
+        text = json.dumps([s.model_dump(mode="json") for s in self.scenarios], sort_keys=True)
+        return hashlib.sha256((self.to_json() + text).encode()).hexdigest()[:16]
+
+
+# -- naming ---------------------------------------------------------------------------------------------------
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dict):
+        rest = {k: v for k, v in value.items() if k != "name"}
+        inner = ",".join(f"{k}={_fmt(v)}" for k, v in rest.items())
+        if "name" in value:
+            return f"{value['name']}({inner})" if inner else str(value["name"])
+        return f"({inner})"
+    if isinstance(value, list):
+        return "[" + ",".join(_fmt(v) for v in value) + "]"
+    return str(value)
+
+
+def _labels(paths: list[str]) -> dict[str, str]:
+    """Readable label per factor path: its last segment, or as many trailing segments as make labels unique."""
+    depth_max = max(len(p.split(".")) for p in paths)
+    for depth in range(1, depth_max + 1):
+        labels = {p: ".".join(p.split(".")[-depth:]) for p in paths}
+        if len(set(labels.values())) == len(paths):
+            return labels
+    return {p: p for p in paths}
+
+
+def factorial_names(factors: dict[str, list[Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """Every combination of levels (first factor varies slowest) with its readable name `a=1,b=2`."""
+    paths = list(factors)
+    labels = _labels(paths)
+    out = []
+    for combo in itertools.product(*(factors[p] for p in paths)):
+        name = ",".join(f"{labels[p]}={_fmt(v)}" for p, v in zip(paths, combo))
+        out.append((name, dict(zip(paths, combo))))
+    return out
+
+
+# -- applying overrides ---------------------------------------------------------------------------------------
+def set_path(data: dict[str, Any], path: str, value: Any) -> None:
+    """Set `a.b.c` in nested dicts (missing levels are created; the Scenario model rejects unknown fields)."""
+    keys = path.split(".")
+    node = data
+    for i, key in enumerate(keys[:-1]):
+        nxt = node.get(key)
+        if nxt is None:
+            nxt = node[key] = {}
+        if not isinstance(nxt, dict):
+            raise ValueError(f"{'.'.join(keys[: i + 1])} is not a section (it holds {nxt!r})")
+        node = nxt
+    node[keys[-1]] = copy.deepcopy(value)
+
+
+def apply_overrides(base: Scenario, name: str, overrides: dict[str, Any], where: str) -> Scenario:
+    """A copy of `base` named `name` with the dotted-path overrides, validated; TwinError names `where` + field."""
+    data = base.model_dump(mode="json")
+    for path, value in overrides.items():
+        try:
+            set_path(data, path, value)
+        except ValueError as exc:
+            raise TwinError(f"{where}: scenario {name!r}: {path}: {exc}") from None
+    data["name"] = name
+    return scenario_from_dict(data, where=f"{where}: scenario {name!r}")
+
+
+# -- loading --------------------------------------------------------------------------------------------------
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise TwinError(f"{path}: file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        pos = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise TwinError(f"{path}: YAML syntax error: {pos}{getattr(exc, 'problem', None) or exc}") from None
+    if not isinstance(data, dict):
+        raise TwinError(f"{path}: a study must be a mapping of fields")
+    return data
+
+
+def parse_study(data: dict[str, Any], where: str) -> Study:
+    """Validate a study mapping; TwinError with the first error as `file: field: message`."""
+    try:
+        return Study.model_validate(data)
+    except ValidationError as err:
+        lines = _format_errors(where, err)
+        raise TwinError(lines[0] + (f" (and {len(lines) - 1} more)" if len(lines) > 1 else "")) from None
+
+
+def plan_study(study: Study, path: str | Path, base: Scenario | None = None) -> StudyPlan:
+    """Expand a study into its validated scenarios; `base` overrides reading `study.base` next to `path`."""
+    where = str(path)
+    if base is None:
+        base = load_scenario(Path(path).parent / study.base)
+    update: dict[str, Any] = {"seed": study.seed, "replications": study.replications}
+    if study.horizon_h is not None:
+        update["horizon_h"] = study.horizon_h
+    if study.warmup_h is not None:
+        update["warmup_h"] = study.warmup_h
+    data = base.model_dump(mode="json") | update
+    base = scenario_from_dict(data, where=f"{where}: base {study.base}")
+
+    if study.design == "factorial":
+        assert study.factors is not None
+        items = factorial_names(study.factors)
+    else:
+        assert study.strategies is not None
+        items = [(s.name, s.overrides()) for s in study.strategies]
+    scenarios = [apply_overrides(base, name, over, where) for name, over in items]
+    names = [s.name for s in scenarios]
+    if study.baseline is None:
+        baseline = names[0]
+    elif study.baseline in names:
+        baseline = study.baseline
+    else:
+        raise TwinError(
+            f"{where}: baseline: no scenario named {study.baseline!r} (scenarios: {', '.join(names)})"
+        )
+    return StudyPlan(study=study, path=where, scenarios=scenarios, baseline=baseline)
+
+
+def load_study(path: str | Path) -> StudyPlan:
+    """Load a study YAML file and expand it into named, validated scenarios."""
+    path = Path(path)
+    data = _read_yaml(path)
+    data.setdefault("name", path.stem)
+    study = parse_study(data, str(path))
+    return plan_study(study, path)
