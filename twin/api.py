@@ -80,6 +80,8 @@ def run_scenario(
     scenario = with_overrides(scenario, hours, warmup)
     if replications is not None and replications < 1:
         raise TwinError(f"--replications must be at least 1, got {replications}")
+    if seed is not None and seed < 0:
+        raise TwinError(f"--seed must be zero or positive, got {seed}")
     if isinstance(db, Store):
         return _run_replications(scenario, replications, seed, store=db, progress=progress)
     if db is not None:
