@@ -1,0 +1,341 @@
+"""Performance benchmarks of the twin, measured as ratios in one interleaved run, each target printed PASS/FAIL.
+
+    python benchmarks/run.py            # the full suite (a few minutes on 2 cores)
+    python benchmarks/run.py --quick    # smoke mode (shorter horizons, fewer repetitions)
+
+Run by hand, not by CI. Timings on a shared machine are noisy: everything that is compared is interleaved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT))
+
+from bare_simpy_line import BareLine  # noqa: E402
+
+from plant import physics  # noqa: E402
+from plant.line import Line  # noqa: E402
+from plant.trace import Trace  # noqa: E402
+from twin import runner, stats  # noqa: E402
+from twin.scenario import load_scenario  # noqa: E402
+
+BASELINE = ROOT / "scenarios" / "baseline.yaml"
+YEAR_H = 8760.0
+MONTH_H = 730.0
+RESULTS: list[tuple[str, bool, str]] = []  # (target, passed, measured)
+
+
+# -- helpers ---------------------------------------------------------------------------------------------------
+def scenario(hours: float, path: Path = BASELINE) -> Any:
+    sc = load_scenario(path)
+    return sc.model_copy(update={"horizon_h": float(hours), "warmup_h": min(sc.warmup_h, hours / 10)})
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def target(name: str, passed: bool, measured: str) -> None:
+    RESULTS.append((name, passed, measured))
+    print(f"  {'PASS' if passed else 'FAIL'}  {name}: {measured}")
+
+
+def header(title: str) -> None:
+    print(f"\n== {title} " + "=" * max(0, 100 - len(title)))
+
+
+def twin_once(sc: Any, seed: int, rep: int) -> tuple[float, int, int, dict]:
+    """The twin's run as the target defines it: model + quality + recording to Arrow (no DuckDB write)."""
+    t0 = time.perf_counter()
+    line = Line(sc, seed, rep)
+    trace = line.run()
+    tables = trace.tables()
+    wall = time.perf_counter() - t0
+    return wall, next(line.env._eid), len(trace.lots), tables
+
+
+def bare_once(sc: Any, seed: int, rep: int) -> tuple[float, int, int]:
+    t0 = time.perf_counter()
+    counts = BareLine(sc, seed, rep).run()
+    return time.perf_counter() - t0, counts.events, counts.released
+
+
+_PASS = SimpleNamespace(verdict="pass", reason="ok", props=None)
+_PHYSICS_STUBS: dict[str, Callable[..., Any]] = {
+    "new_coating": lambda *a, **k: None,
+    "precursor_mol": lambda *a, **k: 0.0,
+    "wait_budget_h": lambda *a, **k: math.inf,
+    "wait": lambda *a, **k: None,
+    "anneal": lambda *a, **k: None,
+    "assess": lambda *a, **k: _PASS,
+}
+
+
+@contextlib.contextmanager
+def patched(no_quality: bool, no_recording: bool) -> Iterator[None]:
+    """Temporarily replace the per-lot quality model and/or event recording by no-ops (for the time shares)."""
+    saved: list[tuple[Any, str, Any]] = []
+    if no_quality:
+        for name, stub in _PHYSICS_STUBS.items():
+            saved.append((physics, name, getattr(physics, name)))
+            setattr(physics, name, stub)
+    if no_recording:
+        saved.append((Trace, "event", Trace.event))
+        Trace.event = lambda self, *a: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        for obj, name, value in saved:
+            setattr(obj, name, value)
+
+
+def run_seconds(sc: Any, seed: int, rep: int, no_quality: bool = False, no_recording: bool = False) -> float:
+    with patched(no_quality, no_recording):
+        t0 = time.perf_counter()
+        Line(sc, seed, rep).run()
+        return time.perf_counter() - t0
+
+
+# -- 1. twin vs bare SimPy reference ---------------------------------------------------------------------------
+def bench_reference(hours: float, reps: int, seed: int) -> None:
+    header(f"twin vs bare SimPy reference: baseline line, {hours:g} h, seed {seed}, {reps} interleaved pairs")
+    sc = scenario(hours)
+    bare_once(sc, seed, 99), twin_once(sc, seed, 99)  # warm-up (imports, first Arrow conversions)
+    ref, tw, ratios = [], [], []
+    print(f"  {'pair':>4} {'ref s':>8} {'twin s':>8} {'twin/ref':>9} {'events':>8} {'lots':>6}")
+    for i in range(reps):
+        rb, ev_b, lots_b = bare_once(sc, seed, i)
+        rt, ev_t, lots_t, _ = twin_once(sc, seed, i)
+        if lots_b != lots_t:
+            print(f"  warning: pair {i} released {lots_b} lots in the reference, {lots_t} in the twin")
+        ref.append((rb, ev_b, lots_b))
+        tw.append((rt, ev_t, lots_t))
+        ratios.append(rt / rb)
+        print(f"  {i:>4} {rb:8.3f} {rt:8.3f} {rt / rb:9.2f} {ev_t:8d} {lots_t:6d}")
+    for name, rows in (("reference", ref), ("twin", tw)):
+        t = median([r[0] for r in rows])
+        ev_s = median([r[1] / r[0] for r in rows])
+        lots_s = median([r[2] / r[0] for r in rows])
+        print(f"  {name:>9}: median {t:.3f} s, {ev_s:,.0f} SimPy events/s, {lots_s:,.0f} lots/s")
+    r = median(ratios)
+    print(f"  ratio twin/reference pair by pair: {', '.join(f'{x:.2f}' for x in ratios)}; median {r:.2f}")
+    target("twin full run (model + quality + recording) <= 2.0x bare SimPy", r <= 2.0, f"{r:.2f}x")
+
+
+# -- 2. where a `twin run` spends its time, and the DuckDB write ----------------------------------------------
+def bench_shares(hours: float, replications: int, writes: int, seed: int) -> None:
+    from twin.store import Store
+
+    header(f"a twin run: {replications} replications x {hours:g} h, then the DuckDB write (store API)")
+    sc = scenario(hours)
+    core, rec, full, tabs, kpis, results = [], [], [], [], [], []
+    for rep in range(replications):  # interleaved variants of the same replication
+        core.append(run_seconds(sc, seed, rep, no_quality=True, no_recording=True))
+        rec.append(run_seconds(sc, seed, rep, no_quality=True))
+        t0 = time.perf_counter()
+        trace = Line(sc, seed, rep).run()
+        t1 = time.perf_counter()
+        tables = trace.tables()
+        t2 = time.perf_counter()
+        k = stats.replication_kpis(tables, warmup_h=sc.warmup_h, horizon_h=sc.horizon_h)
+        t3 = time.perf_counter()
+        full.append(t1 - t0)
+        tabs.append(t2 - t1)
+        kpis.append(t3 - t2)
+        results.append(runner.ReplicationResult(rep, seed, tables, k, t3 - t0))
+    run = runner.collect(sc, seed, results, sum(r.wall_s for r in results))
+    n_events = sum(r.tables["events"].num_rows for r in results)
+    n_rows = sum(t.num_rows for r in results for t in r.tables.values())
+    write = []
+    with tempfile.TemporaryDirectory() as tmp:
+        db = Path(tmp) / "bench.duckdb"
+        for _ in range(writes):
+            with Store(db) as store:
+                t0 = time.perf_counter()
+                runner.store_run(store, run)
+                write.append(time.perf_counter() - t0)
+        size = db.stat().st_size
+    w = median(write)
+    simulation = sum(core)
+    quality = max(0.0, sum(full) - sum(rec))
+    recording = max(0.0, sum(rec) - sum(core)) + sum(tabs)
+    kpi = sum(kpis)
+    total = simulation + quality + recording + kpi + w
+    for name, v in (("simulation (SimPy + line logic)", simulation), ("quality model", quality),
+                    ("recording (events + Arrow tables)", recording), ("KPIs", kpi), ("DuckDB write", w)):  # fmt: skip
+        print(f"  {name:<36} {v:7.3f} s  {100 * v / total:5.1f} %")
+    print(f"  {'total':<36} {total:7.3f} s")
+    print(f"  write: {n_events:,} event rows ({n_rows:,} rows in all tables) in {w:.3f} s (median of {writes}): "
+          f"{n_events / w:,.0f} event rows/s, {n_rows / w:,.0f} rows/s")  # fmt: skip
+    mb_per_mev = size / 1e6 / (writes * n_events / 1e6)
+    print(
+        f"  file: {size / 1e6:.1f} MB for {writes} copies of the run = {mb_per_mev:.1f} MB per million events"
+    )
+    share = w / total
+    target("DuckDB write <= 15 % of the run's total time", share <= 0.15, f"{100 * share:.1f} %")
+    target("DuckDB write >= 1 M event rows/s", n_events / w >= 1e6, f"{n_events / w / 1e6:.2f} M/s")
+
+
+# -- 3. a study: processes vs serial ---------------------------------------------------------------------------
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def study_seconds(executor: str, sc: Any, runs: int, seed: int) -> tuple[float, str]:
+    tasks = [(0, sc, seed, r) for r in range(runs)]
+    try:
+        from twin.executors import make_executor
+    except ImportError:  # the study engine is not there: a plain process pool over the same pure function
+        from concurrent.futures import ProcessPoolExecutor
+
+        t0 = time.perf_counter()
+        if executor == "serial":
+            for t in tasks:
+                runner.simulate_replication(*t[1:])
+        else:
+            with ProcessPoolExecutor(cores()) as pool:
+                list(pool.map(runner.simulate_replication, *zip(*[t[1:] for t in tasks])))
+        return time.perf_counter() - t0, "concurrent.futures.ProcessPoolExecutor"
+    t0 = time.perf_counter()
+    with make_executor(executor, cores()) as ex:
+        n = sum(1 for _ in ex.run(tasks))
+    assert n == runs
+    return time.perf_counter() - t0, "twin.executors"
+
+
+def bench_study(hours: float, runs: int, reps: int, seed: int) -> None:
+    n = cores()
+    header(
+        f"a study of {runs} runs x {hours:g} h: --executor processes ({n} workers) vs serial, {reps} pairs"
+    )
+    sc = scenario(hours)
+    speedups = []
+    for i in range(reps):
+        ts, engine = study_seconds("serial", sc, runs, seed)
+        tp, _ = study_seconds("processes", sc, runs, seed)
+        speedups.append(ts / tp)
+        print(f"  pair {i}: serial {ts:.2f} s, processes {tp:.2f} s, speed-up {ts / tp:.2f} ({engine})")
+    s = median(speedups)
+    target(f"processes speed-up >= 0.85 x {n} cores = {0.85 * n:.2f}", s >= 0.85 * n, f"{s:.2f}")
+
+
+# -- 4. memory and growth with the horizon ---------------------------------------------------------------------
+def child_memory(hours: float, seed: int) -> None:
+    """In a fresh process: peak memory of one twin run (run + Arrow tables) and the process peak RSS."""
+    import resource
+    import tracemalloc
+
+    import pyarrow as pa
+
+    sc = scenario(hours)
+    twin_once(scenario(24.0), seed, 0)  # imports and lazy initialisations out of the measurement
+    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    arrow0 = pa.total_allocated_bytes()
+    tracemalloc.start()
+    line = Line(sc, seed, 0)
+    trace = line.run()
+    tables = trace.tables()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    arrow = pa.total_allocated_bytes() - arrow0
+    print(json.dumps({
+        "hours": hours, "lots": len(trace.lots), "events": tables["events"].num_rows,
+        "py_peak_b": peak, "arrow_b": arrow, "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "base_rss_kb": base_rss,
+    }))  # fmt: skip
+
+
+def memory(hours: float, seed: int) -> dict[str, float]:
+    cmd = [sys.executable, str(Path(__file__)), "--child-memory", str(hours), "--seed", str(seed)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def bench_growth(horizons: list[tuple[str, float]], reps: int, seed: int) -> None:
+    header(
+        f"growth with the horizon: {', '.join(n for n, _ in horizons)}; time interleaved over {reps} rounds"
+    )
+    sc = {name: scenario(h) for name, h in horizons}
+    twin_once(scenario(24.0), seed, 0)
+    times: dict[str, list[float]] = {name: [] for name, _ in horizons}
+    lots: dict[str, int] = {}
+    for _ in range(reps):
+        for name, _h in horizons:
+            wall, _ev, n, _t = twin_once(sc[name], seed, 0)
+            times[name].append(wall)
+            lots[name] = n
+    per_lot_t, per_lot_m = {}, {}
+    print(
+        f"  {'horizon':<9} {'lots':>7} {'time s':>8} {'us/lot':>8} {'peak MB':>8} {'KB/lot':>7} {'RSS MB':>7}"
+    )
+    for name, h in horizons:
+        m = memory(h, seed)
+        t = median(times[name])
+        per_lot_t[name] = t / lots[name] * 1e6
+        peak = m["py_peak_b"] + m["arrow_b"]
+        per_lot_m[name] = peak / m["lots"] / 1e3
+        print(f"  {name:<9} {lots[name]:>7} {t:8.3f} {per_lot_t[name]:8.1f} {peak / 1e6:8.1f} "
+              f"{per_lot_m[name]:7.2f} {m['rss_kb'] / 1e3:7.0f}")  # fmt: skip
+        if name == "1 year":
+            print(f"  peak memory of a one-year run: {peak / 1e6:.1f} MB traced (Python objects + Arrow buffers); "
+                  f"process peak RSS {m['rss_kb'] / 1e3:.0f} MB of which {m['base_rss_kb'] / 1e3:.0f} MB before "
+                  "the run (interpreter, numpy, pyarrow, duckdb)")  # fmt: skip
+    for label, per in (("time", per_lot_t), ("memory", per_lot_m)):
+        spread = max(per.values()) / min(per.values())
+        target(f"{label} per lot within 20 % from {horizons[0][0]} to {horizons[-1][0]}", spread <= 1.2,
+               f"max/min = {spread:.2f}")  # fmt: skip
+
+
+# -- main ------------------------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smoke mode: shorter horizons, fewer repetitions")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--reps", type=int, help="interleaved reference/twin pairs (default 7, quick 3)")
+    ap.add_argument("--only", help="comma list of sections: reference,shares,study,growth")
+    ap.add_argument("--child-memory", type=float, help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.child_memory is not None:
+        child_memory(a.child_memory, a.seed)
+        return 0
+    only = set(a.only.split(",")) if a.only else {"reference", "shares", "study", "growth"}
+    q = a.quick
+    print(f"python {sys.version.split()[0]}, {cores()} cores, {'quick' if q else 'full'} mode")
+    if "reference" in only:
+        bench_reference(2190.0 if q else YEAR_H, a.reps or (3 if q else 7), a.seed)
+    if "shares" in only:
+        bench_shares(2190.0 if q else YEAR_H, 2 if q else 5, 2 if q else 3, a.seed)
+    if "study" in only:
+        bench_study(MONTH_H if q else 2190.0, 8 if q else 40, 1 if q else 2, a.seed)
+    if "growth" in only:
+        horizons = [("1 month", MONTH_H), ("3 months", 3 * MONTH_H), ("6 months", 6 * MONTH_H)] if q else [
+            ("1 month", MONTH_H), ("1 year", YEAR_H), ("4 years", 4 * YEAR_H)]  # fmt: skip
+        bench_growth(horizons, 2 if q else 3, a.seed)
+    header("targets")
+    for name, ok, measured in RESULTS:
+        print(f"  {'PASS' if ok else 'FAIL'}  {name}: {measured}")
+    return 0 if all(ok for _, ok, _ in RESULTS) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
