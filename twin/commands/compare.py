@@ -1,0 +1,146 @@
+"""`twin compare`: KPI means with 95 % CIs, paired differences to a baseline, ranking, and KN selection of the best."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from twin.commands.history import cli_errors, console, fmt
+
+OBJECTIVE_HELP = (
+    "throughput (good kg/h), yield (final yield), power (lowest R_int of good lots), cycle-life (highest "
+    "retention, then bonding) or cost (EUR per good kg)"
+)
+
+
+def _ci(mean: float, half: float) -> str:
+    if not math.isfinite(mean):
+        return "-"
+    if not math.isfinite(half):
+        return fmt(mean)
+    return f"{fmt(mean)} ± {half:.2g}"
+
+
+def _diff(d: object) -> tuple[str, str]:
+    from twin.compare import Diff
+
+    assert isinstance(d, Diff)
+    if not math.isfinite(d.mean):
+        return "-", ""
+    text = f"{d.mean:+.4g}" + (f" [{d.low:+.3g}, {d.high:+.3g}]" if math.isfinite(d.half) else "")
+    mark = "*" if d.significant else ""
+    if not d.paired:
+        mark += " (unpaired)"
+    return text, mark
+
+
+@cli_errors
+def compare_cmd(
+    items: Annotated[list[str], typer.Argument(help="a study (YAML file, name or study:ID) or run ids", show_default=False)],
+    baseline: Annotated[str | None, typer.Option(help="scenario the others are compared with (default: the study's baseline)")] = None,
+    objective: Annotated[str, typer.Option(help=OBJECTIVE_HELP)] = "throughput",
+    min_yield: Annotated[float | None, typer.Option(help="constraint: final_yield >= this")] = None,
+    constraint: Annotated[list[str] | None, typer.Option(help="constraint KPI>=VALUE or KPI<=VALUE (repeatable)")] = None,
+    kpi: Annotated[list[str] | None, typer.Option(help="show only this KPI (repeatable; default: every KPI)")] = None,
+    price: Annotated[list[str] | None, typer.Option(help="cost unit price NAME=VALUE, e.g. electricity_eur_per_kwh=0.25 (repeatable)")] = None,
+    select_best: Annotated[bool, typer.Option("--select-best", help="KN selection of the best; simulates more replications if needed")] = False,
+    delta: Annotated[float | None, typer.Option(help="indifference zone of --select-best, in the objective's unit")] = None,
+    alpha: Annotated[float, typer.Option(help="1 - guaranteed probability of correct selection")] = 0.05,
+    n0: Annotated[int | None, typer.Option(help="first-stage replications of KN (default: those stored)")] = None,
+    max_reps: Annotated[int, typer.Option(help="at most this many replications per scenario in --select-best")] = 200,
+    output_format: Annotated[str, typer.Option("--format", "-f", help="table or json")] = "table",
+    db: Annotated[Path, typer.Option(help="DuckDB run-history file")] = Path("twin.duckdb"),
+) -> None:  # fmt: skip
+    """Compare the scenarios of a study (or runs): KPIs with 95 % CIs, differences to the baseline, ranking."""
+    from twin import compare as cmp
+    from twin.errors import TwinError
+    from twin.store import Store
+
+    if output_format not in ("table", "json"):
+        raise TwinError(f"--format must be table or json, got {output_format!r}")
+    if select_best and delta is None:
+        raise TwinError("--select-best needs --delta (the smallest difference worth detecting)")
+    if not db.is_file():
+        raise TwinError(f"database {db} not found; run `twin study` or `twin run` first")
+    constraints = [cmp.Constraint.parse(c) for c in constraint or []]
+    if min_yield is not None:
+        constraints.insert(0, cmp.Constraint("final_yield", ">=", min_yield))
+    prices = cmp.CostPrices.parse(price or [])
+    with Store(db, read_only=True) as store:
+        sel = cmp.load_selection(store, items, prices)
+    comp = cmp.compare(sel.systems, baseline or sel.baseline, objective, constraints, kpi)
+    best = None
+    if select_best:
+        assert delta is not None
+        best = cmp.select_best(sel, objective, delta, constraints, alpha, n0, max_reps, db=db, prices=prices)
+    if output_format == "json":
+        data = cmp.comparison_json(comp)
+        if best is not None:
+            data["select_best"] = {**best.__dict__, "statement": best.statement()}
+        typer.echo(json.dumps(data, indent=2, default=str))
+        return
+    _render(comp, sel, best)
+
+
+def _render(comp: object, sel: object, best: object) -> None:
+    from rich.table import Table
+
+    from twin.compare import BestSelection, Comparison, Selection
+
+    assert isinstance(comp, Comparison) and isinstance(sel, Selection)
+    out = console()
+    what = f"study {sel.study_name} (id {sel.study_id})" if sel.study_id is not None else "runs"
+    tbl = Table(
+        title=f"{what}: KPI means with 95 % CI; difference to {comp.baseline} (paired, * = significant)"
+    )
+    for col in ("kpi", "scenario", "n", "mean ± 95 % CI", f"Δ vs {comp.baseline} [95 % CI]", "sig"):
+        tbl.add_column(col, justify="right" if col in ("n",) else "left")
+    last = None
+    for r in comp.rows:
+        label = f"{r.kpi} ({r.unit})" if r.kpi != last and r.unit else (r.kpi if r.kpi != last else "")
+        if r.kpi != last and last is not None:
+            tbl.add_section()
+        last = r.kpi
+        d, mark = ("(baseline)", "") if r.diff is None else _diff(r.diff)
+        tbl.add_row(label, r.system, str(r.n), _ci(r.mean, r.half), d, mark)
+    out.print(tbl)
+
+    cons = "; ".join(str(c) for c in comp.constraints) or "none"
+    rk = Table(title=f"ranking by {comp.objective} (constraints: {cons})")
+    rk.add_column("rank", justify="right")
+    rk.add_column("scenario")
+    for k, _, _ in comp.ranking[0].values if comp.ranking else []:
+        rk.add_column(f"{k} ± 95 % CI")
+    rk.add_column("Δ to best [95 % CI]")
+    rk.add_column("note")
+    for r in comp.ranking:
+        vals = [_ci(m, h) for _, m, h in r.values]
+        if r.rank is None:
+            rk.add_row("-", r.system, *vals, "", "excluded: " + ", ".join(r.violations))
+            continue
+        d, mark = ("", "best") if r.to_best is None else _diff(r.to_best)
+        note = (
+            mark
+            if r.to_best is None
+            else ("worse (significant)" if r.to_best.significant else "not distinguishable")
+        )
+        rk.add_row(str(r.rank), r.system, *vals, d, note)
+    out.print(rk)
+    if comp.best is None:
+        out.print("no scenario meets the constraints")
+    if isinstance(best, BestSelection):
+        out.print(f"select-best: {best.statement()}")
+        reps = ", ".join(f"{k} {v}" for k, v in best.n_per_system.items())
+        out.print(f"  replications used: {reps}; {best.new_replications} new replications simulated")
+        if best.stored_run_ids:
+            out.print(
+                f"  stored as run(s) {', '.join(map(str, best.stored_run_ids))} of study {sel.study_id}"
+            )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("compare")(compare_cmd)
