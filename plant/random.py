@@ -7,6 +7,9 @@ Stream k of replication r of seed s is `SeedSequence(s, spawn_key=(r, k, *sub))`
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable, Iterator
+
 import numpy as np
 
 SOURCES = {
@@ -18,47 +21,47 @@ SOURCES = {
     "quality": 5,
     "mix": 6,
 }
-_BLOCK = 4096
+_BLOCK = 256
+"""Variates per numpy call: big enough that the call is amortised (~0.01 us a draw), small enough that a run's
+streams hold little memory (a few KB each), so memory grows with the lots simulated, not with the block size.
+The values do not depend on the block size: numpy draws the same sequence in blocks of any length."""
 
 
 class Draws:
     """A block-buffered stream of variates of one distribution from one generator.
 
     `kind` is "exponential" (mean 1), "normal" (standard), "uniform" [0, 1), "gamma" (mean 1, given cv) or
-    "one" (always 1.0, no draws).
+    "one" (always 1.0, no draws). `next()` returns the next variate as a Python float; it is the C-level
+    `__next__` of a chain over blocks, so a draw costs no Python frame.
     """
 
-    __slots__ = ("_gen", "_kind", "_cv", "_buf", "_i")
+    __slots__ = ("_gen", "_kind", "_cv", "next")
 
     def __init__(self, gen: np.random.Generator, kind: str, cv: float = 0.0) -> None:
         if kind not in ("exponential", "normal", "uniform", "gamma", "one"):
             raise ValueError(f"unknown distribution {kind!r}")
         self._gen, self._kind, self._cv = gen, kind, cv
-        self._buf: list[float] = []
-        self._i = 0
+        if kind == "one" or (kind == "gamma" and cv <= 0):
+            self.next: Callable[[], float] = itertools.repeat(1.0).__next__
+        else:
+            self.next = itertools.chain.from_iterable(self._blocks()).__next__
 
-    def _refill(self) -> None:
+    def _blocks(self) -> Iterator[list[float]]:
         g, kind = self._gen, self._kind
         if kind == "exponential":
-            arr = g.standard_exponential(_BLOCK)
+            draw = g.standard_exponential
         elif kind == "normal":
-            arr = g.standard_normal(_BLOCK)
-        elif kind == "gamma" and self._cv > 0:
+            draw = g.standard_normal
+        elif kind == "gamma":
             shape = 1.0 / (self._cv * self._cv)
-            arr = g.gamma(shape, 1.0 / shape, _BLOCK)
-        elif kind in ("gamma", "one"):
-            arr = np.ones(_BLOCK)
-        else:
-            arr = g.random(_BLOCK)
-        self._buf = arr.tolist()
-        self._i = 0
+            scale = 1.0 / shape
 
-    def next(self) -> float:
-        if self._i >= len(self._buf):
-            self._refill()
-        x = self._buf[self._i]
-        self._i += 1
-        return x
+            def draw(n: int) -> np.ndarray:
+                return g.gamma(shape, scale, n)
+        else:
+            draw = g.random
+        while True:
+            yield draw(_BLOCK).tolist()
 
 
 class Streams:
