@@ -12,6 +12,7 @@ from typing import Any
 import simpy
 
 from plant import physics
+from plant.calendar import Calendar
 from plant.equipment.ald import AldReactor
 from plant.equipment.buffer import Buffer
 from plant.equipment.furnace import Dispatcher, Furnace
@@ -34,6 +35,7 @@ class Line:
         self.streams = Streams(self.seed, self.replication)
         self.trace = Trace(self.horizon_h, float(getattr(scenario, "warmup_h", 0.0)))
         self.recipes = scenario.recipes
+        self.calendar = Calendar(getattr(scenario, "calendar", None), self.horizon_h)
         self.qp = scenario.quality_params()
         self._doses: dict[str, physics.AnnealDose] = {}
         self._batch_ids = 0
@@ -139,8 +141,7 @@ class Line:
         for r in self.reactors:
             env.process(r.run())
         env.process(self.dispatcher.run())
-        for _ in range(self.scenario.qc.stations):
-            env.process(self.qc.station())
+        self.qc.start()
 
     def run(self, until_h: float | None = None) -> Trace:
         """Run to the horizon (or `until_h`) and return the trace, with unit totals."""
@@ -148,7 +149,10 @@ class Line:
         horizon = self.horizon_h if until_h is None else until_h
         self.env.run(until=horizon)
         tr = self.trace
-        tr.units = [u.row() for u in (*self.reactors, self.buffer, *self.furnaces, self.qc)]
+        units = (*self.reactors, *self.furnaces, *self.qc.stations)
+        for u in units:
+            u.close(horizon)
+        tr.units = [u.row() for u in units]
         return tr
 
 

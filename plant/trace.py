@@ -52,8 +52,13 @@ BATCHES_SCHEMA = pa.schema(
 
 UNITS_SCHEMA = pa.schema(
     [("unit", pa.string()), ("kind", pa.string()), ("busy_h", pa.float64()), ("setup_h", pa.float64()),
-     ("down_h", pa.float64()), ("pm_h", pa.float64()), ("blocked_h", pa.float64()), ("batches", pa.int64())]
+     ("down_h", pa.float64()), ("pm_h", pa.float64()), ("blocked_h", pa.float64()), ("standby_h", pa.float64()),
+     ("unstaffed_h", pa.float64()), ("batches", pa.int64())]
 )  # fmt: skip
+
+STATES_SCHEMA = pa.schema(
+    [("unit", pa.string()), ("state", pa.string()), ("start_h", pa.float64()), ("end_h", pa.float64())]
+)
 
 
 def _rows_table(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
@@ -67,7 +72,7 @@ def _rows_table(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
 class Trace:
     """Everything one run produced. `event(...)` is the hot path; `tables()` builds Arrow tables once."""
 
-    __slots__ = ("events", "lots", "batches", "units", "horizon_h", "warmup_h", "_event")
+    __slots__ = ("events", "lots", "batches", "units", "states", "horizon_h", "warmup_h", "_event")
 
     def __init__(self, horizon_h: float, warmup_h: float = 0.0) -> None:
         self.events: list[tuple[float, str, str, int, int]] = []
@@ -75,6 +80,7 @@ class Trace:
         self.lots: list[Lot] = []
         self.batches: list[tuple[Any, ...]] = []
         self.units: list[tuple[Any, ...]] = []
+        self.states: list[tuple[str, str, float, float]] = []
         self.horizon_h = horizon_h
         self.warmup_h = warmup_h
 
@@ -121,11 +127,15 @@ class Trace:
     def units_table(self) -> pa.Table:
         return _rows_table(self.units, UNITS_SCHEMA)
 
+    def states_table(self) -> pa.Table:
+        return _rows_table(self.states, STATES_SCHEMA)
+
     def tables(self) -> dict[str, pa.Table]:
-        """The run as Arrow tables: events, lots, batches, units."""
+        """The run as Arrow tables: events, lots, batches, units, states."""
         return {
             "events": self.events_table(),
             "lots": self.lots_table(),
             "batches": self.batches_table(),
             "units": self.units_table(),
+            "states": self.states_table(),
         }

@@ -74,7 +74,7 @@ def test_takt_and_plan_arrivals(tmp_path):
 
 def test_trace_tables_are_arrow_with_documented_columns():
     tabs = tables(scenario(horizon_h=200.0))
-    assert set(tabs) == {"events", "lots", "batches", "units"}
+    assert set(tabs) == {"events", "lots", "batches", "units", "states"}
     assert all(isinstance(t, pa.Table) for t in tabs.values())
     assert tabs["events"].column_names == ["t_h", "kind", "unit", "lot_id", "batch_id"]
     for col in ("wait_h", "x_d", "rl_ppm", "r_int_ohm_cm2", "bonding", "roughness_nm", "verdict", "reason"):
@@ -131,7 +131,10 @@ def test_setup_energy_and_gas_are_booked_per_batch():
     sc = scenario(
         horizon_h=1500.0,
         arrivals={"kind": "poisson", "rate_per_h": 0.4, "recipe_mix": {"o2": 1.0, "n2": 1.0}},
-        recipes={"o2": {"setpoint_c": 400.0, "atmosphere": "O2"}, "n2": {"setpoint_c": 400.0, "atmosphere": "N2"}},
+        recipes={
+            "o2": {"setpoint_c": 400.0, "atmosphere": "O2"},
+            "n2": {"setpoint_c": 400.0, "atmosphere": "N2"},
+        },
         furnaces={"policy": {"name": "immediate"}, "atmosphere_change_h": 1.5, "setpoint_change_h": 0.5},
     )
     b = tables(sc)["batches"].to_pandas()

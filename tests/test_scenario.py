@@ -32,7 +32,10 @@ def test_baseline_loads_and_has_its_documented_shape():
         ("ald:\n  reactors: three\n", "ald.reactors: Input should be a valid integer"),
         ("ald:\n  load_h: -1\n", "ald.load_h: Input should be greater than or equal to 0"),
         ("qc:\n  test_h: 0\n", "qc.test_h: Input should be greater than 0"),
-        ("furnaces:\n  capacity_lots: 0\n", "furnaces.capacity_lots: Input should be greater than or equal to 1"),
+        (
+            "furnaces:\n  capacity_lots: 0\n",
+            "furnaces.capacity_lots: Input should be greater than or equal to 1",
+        ),
         ("furnaces:\n  policy: {name: fastest}\n", "furnaces.policy: unknown policy 'fastest'"),
         ("furnaces:\n  policy: {name: timeout, max_wiat_h: 3}\n", "has no option 'max_wiat_h'"),
         ("recipes:\n  default: {atmosphere: H2}\n", "recipes.default.atmosphere: Input should be"),

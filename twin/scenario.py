@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from plant.calendar import PRESETS, WEEKDAYS
 from plant.physics import ATMOSPHERES, MATERIALS, QualityParams
 from plant.policies import POLICIES
 from twin.errors import TwinError
@@ -106,6 +107,9 @@ class Ald(_Model):
         60, description="preventive maintenance every k batches; null = none"
     )
     pm_h: NonNegHours = Field(6.0, description="duration of preventive maintenance, h")
+    failure_clock: Literal["operating", "calendar"] = Field(
+        "operating", description="count time between failures on operating hours or on calendar hours"
+    )
 
     def nominal_batch_h(self, cycles: int) -> float:
         return (
@@ -166,6 +170,9 @@ class Furnaces(_Model):
         3000.0, description="mean operating hours between failures; null = none"
     )
     mttr_h: PositiveHours = 8.0
+    failure_clock: Literal["operating", "calendar"] = Field(
+        "operating", description="count time between failures on operating hours or on calendar hours"
+    )
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
 
 
@@ -175,6 +182,60 @@ class Qc(_Model):
     test_h: PositiveHours = 8.0
     stations: Capacity = 4
     rework: bool = Field(True, description="re-anneal an under-dense lot once before scrapping it")
+
+
+Weekday = Literal[WEEKDAYS]  # type: ignore[valid-type]
+
+
+class Shift(_Model):
+    """A staffed window on the named weekdays, in hours of the day."""
+
+    days: list[Weekday] = Field(min_length=1)
+    start_h: Annotated[float, Field(ge=0, lt=24)]
+    end_h: Annotated[float, Field(gt=0, le=24)]
+
+    @model_validator(mode="after")
+    def _order(self) -> Shift:
+        if self.end_h <= self.start_h:
+            raise ValueError(
+                f"end_h ({self.end_h}) must be after start_h ({self.start_h}); split night shifts in two"
+            )
+        return self
+
+
+class Window(_Model):
+    """A planned shutdown, in simulated hours."""
+
+    start_h: NonNegHours
+    end_h: PositiveHours
+
+    @model_validator(mode="after")
+    def _order(self) -> Window:
+        if self.end_h <= self.start_h:
+            raise ValueError(f"end_h ({self.end_h}) must be after start_h ({self.start_h})")
+        return self
+
+
+class CalendarConfig(_Model):
+    """When operators are on site (loading, unloading and QC wait for them) and planned shutdowns."""
+
+    pattern: Literal[tuple(PRESETS)] | None = Field(  # type: ignore[valid-type]
+        None, description="named shift pattern (ignored when shifts are given)"
+    )
+    shifts: list[Shift] = Field(default_factory=list, description="staffed windows per weekday")
+    holidays: list[Annotated[int, Field(ge=0)]] = Field(
+        default_factory=list, description="unstaffed day numbers"
+    )
+    shutdowns: list[Window] = Field(
+        default_factory=list, description="planned shutdowns (no new work starts)"
+    )
+    start_weekday: Weekday = Field("mon", description="weekday of simulated day 0")
+
+    @model_validator(mode="after")
+    def _holidays_need_shifts(self) -> CalendarConfig:
+        if self.holidays and self.pattern is None and not self.shifts:
+            raise ValueError("holidays need a shift pattern or shifts")
+        return self
 
 
 def _default_recipes() -> dict[str, Recipe]:
@@ -197,6 +258,9 @@ class Scenario(_Model):
     furnaces: Furnaces = Field(default_factory=Furnaces)
     recipes: dict[str, Recipe] = Field(default_factory=_default_recipes)
     qc: Qc = Field(default_factory=Qc)
+    calendar: CalendarConfig | None = Field(
+        None, description="shifts, holidays, planned shutdowns; none = 24/7"
+    )
     quality: dict[str, float] = Field(default_factory=dict, description="overrides of QualityParams fields")
 
     @field_validator("quality")

@@ -8,20 +8,20 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from plant import physics
-from plant.equipment.unit import Unit
 
 if TYPE_CHECKING:
+    from plant.equipment.unit import Unit
     from plant.line import Line
     from plant.lot import Lot
 
 
-class Buffer(Unit):
+class Buffer:
     """Waiting lots in arrival order. Rework lots come back from QC on a separate rack (no slot needed)."""
 
     kind = "buffer"
+    name = "BUF"
 
     def __init__(self, line: Line) -> None:
-        super().__init__("BUF", line.horizon_h)
         cfg = line.scenario.buffer
         self.line = line
         self.capacity = cfg.capacity_lots
@@ -37,13 +37,12 @@ class Buffer(Unit):
         if self.free_slots > 0:
             self.free_slots -= 1
         else:
-            t0 = env.now
-            trace.event(t0, "blocked_start", reactor.name, lot.lot_id)
+            trace.event(env.now, "blocked_start", reactor.name, lot.lot_id)
+            reactor.to(env.now, "blocked")
             granted = env.event()
             self._blocked.append(granted)
             yield granted  # a slot handed over by take()
             trace.event(env.now, "blocked_end", reactor.name, lot.lot_id)
-            reactor.blocked_h += self.clip(t0, env.now - t0)
         self.add(lot)
 
     def add(self, lot: Lot) -> None:
@@ -53,7 +52,12 @@ class Buffer(Unit):
         lot.ready_h = now
         recipe = line.recipes[lot.recipe]
         budget = physics.wait_budget_h(
-            lot.coating, self.rh_pct, self.temp_c, line.dose(lot.recipe), recipe.atmosphere, line.qp,
+            lot.coating,
+            self.rh_pct,
+            self.temp_c,
+            line.dose(lot.recipe),
+            recipe.atmosphere,
+            line.qp,
             margin=line.policy.rl_margin,
         )
         lot.deadline_h = lot.exposed_since_h + budget  # the budget counts from the end of ALD (or of QC)

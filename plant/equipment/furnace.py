@@ -2,8 +2,10 @@
 
 A furnace runs one recipe per batch: setup (purge when the atmosphere changes, re-tune when the setpoint
 changes), load, the thermal profile (ramp, soak, cool; the quality model integrates it), unload. Energy and gas
-are booked per batch. A failure (operating-hours clock) is detected at the end of the cycle it happened in and
-the furnace is then down for repair. The dispatcher asks the scheduling policy what an idle furnace should do.
+are booked per batch. Loading and unloading need an operator; setup and the thermal cycle run unattended. A
+failure (on operating or calendar time) is detected at the end of the cycle it happened in (the controller
+finishes the profile on its safety ramp) or, if it fell due while idle, at the next start; the furnace is then
+down for repair. The dispatcher asks the scheduling policy what an idle furnace should do.
 """
 
 from __future__ import annotations
@@ -26,9 +28,8 @@ class Furnace(Unit):
     kind = "furnace"
 
     def __init__(self, line: Line, index: int) -> None:
-        super().__init__(f"F{index + 1}", line.horizon_h)
+        super().__init__(f"F{index + 1}", line)
         cfg = line.scenario.furnaces
-        self.line = line
         self.cfg = cfg
         self.capacity_lots = cfg.capacity_lots
         self.recipe: str | None = None
@@ -36,8 +37,9 @@ class Furnace(Unit):
         self.atmosphere: str | None = None
         self.idle = True
         self.setups = 0
-        self._fail = line.streams.draws("failures", "exponential", 1, index)
-        self.ttf_h = self._fail.next() * cfg.mtbf_h if cfg.mtbf_h else math.inf
+        self.init_failures(
+            cfg.mtbf_h, cfg.mttr_h, cfg.failure_clock, line.streams.draws("failures", "exponential", 1, index)
+        )
 
     def setup_h(self, recipe: str) -> float:
         """Setup before a batch of `recipe`: purge on atmosphere change, re-tune on setpoint change."""
@@ -61,16 +63,21 @@ class Furnace(Unit):
         recipe = line.recipes[recipe_name]
         batch_id = line.new_batch_id()
         load_start = env.now
+        if self.failure_due():  # failed while idle (calendar clock): found when the operator starts
+            yield from self.repair("standby")
         setup = self.setup_h(recipe_name)
         if setup > 0:
             trace.event(env.now, "setup_start", name, -1, batch_id)
-            self.setup_h_total += self.clip(env.now, setup)
+            self.to(env.now, "setup")
             self.setups += 1
             yield env.timeout(setup)
             trace.event(env.now, "setup_end", name, -1, batch_id)
         self.recipe, self.setpoint_c, self.atmosphere = recipe_name, recipe.setpoint_c, recipe.atmosphere
+        staffed = line.calendar.always_staffed and not line.calendar.shutdowns
+        if not staffed:
+            yield from self.wait_ready(staff=True)
         if cfg.load_h > 0:
-            self.busy_h += self.clip(env.now, cfg.load_h)
+            self.to(env.now, "productive")
             yield env.timeout(cfg.load_h)
         start = env.now
         rh, temp_c, qp = line.buffer.rh_pct, line.buffer.temp_c, line.qp
@@ -87,13 +94,17 @@ class Furnace(Unit):
             trace.event(start, "batch_start", name, lot.lot_id, batch_id)
         dose = line.dose(recipe_name)
         cycle_h = dose.duration_h
-        self.busy_h += self.clip(start, cycle_h)
+        self.to(start, "productive")
         yield env.timeout(cycle_h)
+        if self.failure_clock == "operating":
+            self.ttf_h -= cycle_h
         for lot in lots:
             physics.anneal(lot.coating, dose, recipe.atmosphere, qp)
             lot.anneals += 1
+        if not staffed:
+            yield from self.wait_ready(staff=True)
         if cfg.unload_h > 0:
-            self.busy_h += self.clip(env.now, cfg.unload_h)
+            self.to(env.now, "productive")
             yield env.timeout(cfg.unload_h)
         end = env.now
         mass = 0.0
@@ -114,14 +125,9 @@ class Furnace(Unit):
             start, end, energy, gas if recipe.atmosphere == "O2" else 0.0, gas, rework_lots, reason,
         ))  # fmt: skip
         self.batches += 1
-        self.ttf_h -= cycle_h
-        if self.ttf_h <= 0:
-            trace.event(env.now, "down", name)
-            repair = self._fail.next() * cfg.mttr_h
-            self.down_h += self.clip(env.now, repair)
-            yield env.timeout(repair)
-            trace.event(env.now, "up", name)
-            self.ttf_h = self._fail.next() * cfg.mtbf_h
+        self.to(env.now, "standby")
+        if self.failure_due():
+            yield from self.repair("standby")
         self.idle = True
         line.dispatcher.notify()
 

@@ -1,4 +1,6 @@
-"""Quality control: fast-release tests on parallel stations, then pass, rework (re-anneal once) or scrap."""
+"""Quality control: fast-release tests on parallel stations, then pass, rework (re-anneal once) or scrap.
+A test starts only with an operator on site; events are booked under the unit name "QC", states per station.
+"""
 
 from __future__ import annotations
 
@@ -14,31 +16,46 @@ if TYPE_CHECKING:
     from plant.lot import Lot
 
 
-class Qc(Unit):
-    """`stations` identical test stations pulling annealed lots in arrival order."""
+class QcStation(Unit):
+    """One test station (a unit with its own states)."""
 
     kind = "qc"
 
+
+class Qc:
+    """`stations` identical test stations pulling annealed lots in arrival order."""
+
+    kind = "qc"
+    name = "QC"
+
     def __init__(self, line: Line) -> None:
-        super().__init__("QC", line.horizon_h)
         cfg = line.scenario.qc
         self.line = line
         self.test_h = cfg.test_h
         self.rework_enabled = cfg.rework
         self.queue = simpy.Store(line.env)
+        self.stations = [QcStation(f"QC{i + 1}", line) for i in range(cfg.stations)]
         self.passed = 0
         self.failed = 0
 
     def submit(self, lot: Lot) -> None:
         self.queue.put(lot)
 
-    def station(self):
+    def start(self) -> None:
+        for st in self.stations:
+            self.line.env.process(self.station(st))
+
+    def station(self, st: QcStation):
         line = self.line
         env, trace, name, qp = line.env, line.trace, self.name, line.qp
+        staffed = line.calendar.always_staffed and not line.calendar.shutdowns
         while True:
             lot = yield self.queue.get()
+            if not staffed:
+                yield from st.wait_ready(staff=True)
             trace.event(env.now, "qc_start", name, lot.lot_id)
-            self.busy_h += self.clip(env.now, self.test_h)
+            st.to(env.now, "productive")
+            st.batches += 1
             yield env.timeout(self.test_h)
             now = env.now
             lot.qc_end_h = now
@@ -63,3 +80,4 @@ class Qc(Unit):
                 lot.done_h = now
                 self.failed += 1
                 trace.event(now, "scrap", name, lot.lot_id)
+            st.to(now, "standby")

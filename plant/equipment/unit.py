@@ -1,34 +1,125 @@
-"""Time accounting shared by every unit: processing, setup, down, maintenance and blocked hours.
+"""What every piece of equipment shares: its state over time, failures, and waiting for staff.
 
-Durations are clipped to the horizon when they are booked, so totals describe [0, horizon] exactly.
+States (SEMI E10 categories, see docs/equipment-states.md): productive, setup, standby (idle or starved),
+blocked, scheduled_down (preventive maintenance, planned shutdown), unscheduled_down (failure and repair),
+unstaffed (work waiting for an operator). Each unit is in exactly one state at a time; the intervals are appended
+to the trace and the time in states sums to the horizon.
 """
 
 from __future__ import annotations
 
+import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from plant.line import Line
+    from plant.random import Draws
+
+STATES = ("productive", "setup", "standby", "blocked", "scheduled_down", "unscheduled_down", "unstaffed")
+
 
 class Unit:
-    """A named piece of equipment with hour counters (plain attributes, booked when an activity starts)."""
+    """A named unit with a current state, per-state hour totals and an optional failure clock."""
 
     kind = "unit"
 
-    def __init__(self, name: str, horizon_h: float) -> None:
+    def __init__(self, name: str, line: Line) -> None:
         self.name = name
-        self.horizon_h = horizon_h
-        self.busy_h = 0.0
-        self.setup_h_total = 0.0
-        self.down_h = 0.0
-        self.pm_h = 0.0
-        self.blocked_h = 0.0
+        self.line = line
+        self.env = line.env
+        self.state = "standby"
+        self.since = 0.0
+        self.hours = dict.fromkeys(STATES, 0.0)
+        self._intervals = line.trace.states
         self.batches = 0
+        self.mtbf_h: float | None = None
+        self.mttr_h = 0.0
+        self.failure_clock = "operating"
+        self.ttf_h = (
+            math.inf
+        )  # operating clock: operating hours left; calendar clock: time of the next failure
+        self._fail: Draws | None = None
 
-    def clip(self, start_h: float, dur_h: float) -> float:
-        """The part of [start_h, start_h + dur_h] inside the horizon."""
-        end = start_h + dur_h
-        h = self.horizon_h
-        if end <= h:
-            return dur_h
-        return h - start_h if start_h < h else 0.0
+    # -- states -----------------------------------------------------------------------------------------
+    def to(self, t: float, state: str) -> None:
+        """Enter `state` at time t (closing the interval of the previous state)."""
+        if state == self.state:
+            return
+        if t > self.since:
+            self._intervals.append((self.name, self.state, self.since, t))
+            self.hours[self.state] += t - self.since
+        self.state, self.since = state, t
+
+    def close(self, t: float) -> None:
+        """Close the open interval at the horizon."""
+        if t > self.since:
+            self._intervals.append((self.name, self.state, self.since, t))
+            self.hours[self.state] += t - self.since
+            self.since = t
 
     def row(self) -> tuple:
-        return (self.name, self.kind, self.busy_h, self.setup_h_total, self.down_h, self.pm_h, self.blocked_h,
-                self.batches)  # fmt: skip
+        h = self.hours
+        return (self.name, self.kind, h["productive"], h["setup"], h["unscheduled_down"], h["scheduled_down"],
+                h["blocked"], h["standby"], h["unstaffed"], self.batches)  # fmt: skip
+
+    # -- calendar ---------------------------------------------------------------------------------------
+    def wait_ready(self, staff: bool):
+        """Wait (as scheduled_down or unstaffed) until no planned shutdown and, if `staff`, an operator is on site."""
+        cal = self.line.calendar
+        env = self.env
+        while True:
+            now = env.now
+            ready = cal.ready_at(now, staff)
+            if ready <= now:
+                return
+            end = cal.shutdown_end(now)
+            if end > now:
+                self.to(now, "scheduled_down")
+                yield env.timeout(end - now)
+                continue
+            self.to(now, "unstaffed")
+            if ready == math.inf:
+                yield env.event()  # never staffed again within the calendar: wait past the horizon
+            yield env.timeout(ready - now)
+
+    # -- failures ---------------------------------------------------------------------------------------
+    def init_failures(self, mtbf_h: float | None, mttr_h: float, clock: str, draws: Draws) -> None:
+        self.mtbf_h, self.mttr_h, self.failure_clock, self._fail = mtbf_h, mttr_h, clock, draws
+        if mtbf_h:
+            first = draws.next() * mtbf_h
+            self.ttf_h = first if clock == "operating" else self.env.now + first
+
+    def _room(self) -> float:
+        return self.ttf_h if self.failure_clock == "operating" else self.ttf_h - self.env.now
+
+    def repair(self, resume: str):
+        """A failure now: unscheduled down for a repair time, then back to `resume`; draw the next failure."""
+        env, trace = self.env, self.line.trace
+        trace.event(env.now, "down", self.name)
+        self.to(env.now, "unscheduled_down")
+        yield env.timeout(self._fail.next() * self.mttr_h)
+        trace.event(env.now, "up", self.name)
+        self.to(env.now, resume)
+        nxt = self._fail.next() * self.mtbf_h
+        self.ttf_h = nxt if self.failure_clock == "operating" else env.now + nxt
+
+    def failure_due(self) -> bool:
+        return self.mtbf_h is not None and self._room() <= 0.0
+
+    def operate(self, dur_h: float, state: str = "productive"):
+        """Run `dur_h` hours in `state`; a failure on the way adds its repair (preempt-resume)."""
+        env = self.env
+        self.to(env.now, state)
+        while True:
+            room = self._room()
+            if room > dur_h:
+                if self.failure_clock == "operating":
+                    self.ttf_h -= dur_h
+                yield env.timeout(dur_h)
+                return
+            if room > 0.0:
+                if self.failure_clock == "operating":
+                    self.ttf_h = 0.0
+                yield env.timeout(room)
+                dur_h -= room
+            yield from self.repair(state)
