@@ -45,8 +45,9 @@ def test_same_lots_released_and_same_flow(baseline, rep):
     # no rework in the baseline, so the flow downstream is the same too: batches, lots annealed, QC throughput
     assert abs(bare.batches - twin["batches"]) <= 0.02 * twin["batches"]
     assert abs(bare.qc_done - twin["qc_done"]) <= 0.02 * twin["qc_done"]
-    # and the engine does as much work in both: the ratio of run times compares like with like
-    assert abs(bare.events - twin["events"]) <= 0.03 * twin["events"]
+    # the reference makes the engine do no more work than the twin, so the reference is not an easy target
+    # (the twin may schedule more events than the line needs: that is its own cost and shows in the ratio)
+    assert twin["events"] * 0.7 <= bare.events <= twin["events"]
 
 
 def test_throughput_agrees_over_replications(baseline):
