@@ -129,14 +129,29 @@ def _labels(paths: list[str]) -> dict[str, str]:
     return {p: p for p in paths}
 
 
+def _is_level_set(level: Any) -> bool:
+    return isinstance(level, dict) and set(level) == {"label", "set"} and isinstance(level["set"], dict)
+
+
 def factorial_names(factors: dict[str, list[Any]]) -> list[tuple[str, dict[str, Any]]]:
-    """Every combination of levels (first factor varies slowest) with its readable name `a=1,b=2`."""
+    """Every combination of levels (first factor varies slowest) with its readable name `a=1,b=2`.
+
+    A level may also be `{label: dry, set: {buffer.environment: dry_room, buffer.rh_pct: 1}}`: several fields
+    that change together; the factor's key is then only its name in the scenario names.
+    """
     paths = list(factors)
     labels = _labels(paths)
     out = []
     for combo in itertools.product(*(factors[p] for p in paths)):
-        name = ",".join(f"{labels[p]}={_fmt(v)}" for p, v in zip(paths, combo))
-        out.append((name, dict(zip(paths, combo))))
+        parts, overrides = [], {}
+        for p, v in zip(paths, combo):
+            if _is_level_set(v):
+                parts.append(f"{labels[p]}={_fmt(v['label'])}")
+                overrides.update(v["set"])
+            else:
+                parts.append(f"{labels[p]}={_fmt(v)}")
+                overrides[p] = v
+        out.append((",".join(parts), overrides))
     return out
 
 
