@@ -17,6 +17,7 @@ from plant.equipment.ald import AldReactor
 from plant.equipment.buffer import Buffer
 from plant.equipment.furnace import Dispatcher, Furnace
 from plant.equipment.qc import Qc
+from plant.initial import InitialState
 from plant.lot import Lot
 from plant.policies import POLICIES
 from plant.random import Streams
@@ -26,8 +27,15 @@ from plant.trace import Trace
 class Line:
     """One replication of one scenario: `Line(scenario, seed, replication).run()` -> Trace."""
 
-    def __init__(self, scenario: Any, seed: int | None = None, replication: int = 0) -> None:
+    def __init__(
+        self,
+        scenario: Any,
+        seed: int | None = None,
+        replication: int = 0,
+        initial: InitialState | None = None,
+    ) -> None:
         self.scenario = scenario
+        self.initial = initial
         self.seed = scenario.seed if seed is None else int(seed)
         self.replication = int(replication)
         self.horizon_h = float(scenario.horizon_h)
@@ -121,7 +129,7 @@ class Line:
                     yield env.timeout(row.release_h - env.now)
                 self.release(Lot(row.lot_id, row.recipe, row.mass_kg, env.now), ald, quality)
             return
-        lot_id = 0
+        lot_id = max(self.initial.lot_ids(), default=-1) + 1 if self.initial else 0
         if arr.kind == "takt":
             while True:
                 self.release(Lot(lot_id, pick(), mass, env.now), ald, quality)
@@ -135,11 +143,47 @@ class Line:
             lot_id += 1
 
     # -- run -------------------------------------------------------------------------------------------
+    def _inject(self, state: InitialState) -> dict[str, tuple[Lot, float]]:
+        """Place the lots of a starting state (nominal thickness, no lot noise); returns the reactors' first lots."""
+        coat, qp = self.scenario.coating, self.qp
+
+        def lot_of(spec) -> Lot:
+            lot = Lot(spec.lot_id, spec.recipe, spec.mass_kg, 0.0)
+            lot.ald_factor = 1.0
+            lot.rework = spec.reworked
+            self.trace.lots.append(lot)
+            return lot
+
+        def coated(lot: Lot, ald_end_h: float) -> Lot:
+            lot.ald_end_h = lot.exposed_since_h = lot.release_h = ald_end_h
+            lot.coating = physics.new_coating(coat.material, coat.cycles, qp, 0.0)
+            lot.precursor_mol = physics.precursor_mol(coat.material, coat.cycles, lot.mass_kg, qp)
+            return lot
+
+        for spec in state.ald_queue:
+            self.ald_queue.put(lot_of(spec))
+        first = {r.unit: (lot_of(r.lot), r.lot.elapsed_h) for r in state.reactors}
+        for spec in state.buffer:
+            lot = coated(lot_of(spec), -spec.elapsed_h)
+            if not lot.rework:
+                self.buffer.free_slots -= 1
+            self.buffer.add(lot)
+        furnaces = {f.name: f for f in self.furnaces}
+        for b in state.furnaces:
+            lots = [coated(lot_of(spec), -b.elapsed_h - spec.wait_h) for spec in b.lots]
+            for lot, spec in zip(lots, b.lots):
+                lot.anneals = 1 if spec.reworked else 0
+            f = furnaces[b.unit]
+            f.idle = False
+            self.env.process(f.run_batch(lots, "initial", elapsed_h=b.elapsed_h))
+        return first
+
     def start(self) -> None:
         env = self.env
+        first = self._inject(self.initial) if self.initial else {}
         env.process(self.arrivals())
         for r in self.reactors:
-            env.process(r.run())
+            env.process(r.run(first.get(r.name)))
         env.process(self.dispatcher.run())
         self.qc.start()
 

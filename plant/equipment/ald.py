@@ -32,7 +32,8 @@ class AldReactor(Unit):
             cfg.mtbf_h, cfg.mttr_h, cfg.failure_clock, line.streams.draws("failures", "exponential", 0, index)
         )
 
-    def run(self):
+    def run(self, first=None):
+        """The reactor's process. `first` = (lot, elapsed_h): a lot already inside at time 0 (forecasts)."""
         line = self.line
         env, trace, name = self.env, line.trace, self.name
         queue, buffer = line.ald_queue, line.buffer
@@ -41,14 +42,19 @@ class AldReactor(Unit):
         calendar = line.calendar
         staffed = calendar.always_staffed and not calendar.shutdowns
         while True:
-            lot = yield queue.get()
-            if not staffed:
-                yield from self.wait_ready(staff=True)
+            if first is not None:
+                (lot, elapsed), first = first, None
+                lot.ald_start_h = env.now - elapsed
+            else:
+                elapsed = 0.0
+                lot = yield queue.get()
+                if not staffed:
+                    yield from self.wait_ready(staff=True)
+                lot.ald_start_h = env.now
+                trace.event(env.now, "ald_start", name, lot.lot_id)
             lot.ald_unit = name
-            lot.ald_start_h = env.now
-            trace.event(env.now, "ald_start", name, lot.lot_id)
             f = lot.ald_factor
-            yield from self.operate((self.load_h + self.auto_h) * f)
+            yield from self.operate(max(0.0, (self.load_h + self.auto_h) * f - elapsed))
             if not staffed:
                 yield from self.wait_ready(staff=True)
             yield from self.operate(self.unload_h * f)

@@ -56,13 +56,20 @@ class Furnace(Unit):
     def lead_h(self, recipe: str) -> float:
         return self.setup_h(recipe) + self.cfg.load_h
 
-    def run_batch(self, lots: list[Lot], reason: str):
+    def run_batch(self, lots: list[Lot], reason: str, elapsed_h: float = 0.0):
+        """One batch. `elapsed_h` > 0: a batch already heating for that long at time 0 (forecasts)."""
         line, cfg = self.line, self.cfg
         env, trace, name = line.env, line.trace, self.name
         recipe_name = lots[0].recipe
         recipe = line.recipes[recipe_name]
         batch_id = line.new_batch_id()
-        load_start = env.now
+        load_start = env.now - elapsed_h - cfg.load_h
+        setup = 0.0
+        staffed = line.calendar.always_staffed and not line.calendar.shutdowns
+        if elapsed_h > 0:
+            self.recipe, self.setpoint_c, self.atmosphere = recipe_name, recipe.setpoint_c, recipe.atmosphere
+            yield from self._cycle(lots, recipe_name, recipe, batch_id, load_start, setup, reason, elapsed_h)
+            return
         if self.failure_due():  # failed while idle (calendar clock): found when the operator starts
             yield from self.repair("standby")
         setup = self.setup_h(recipe_name)
@@ -73,13 +80,19 @@ class Furnace(Unit):
             yield env.timeout(setup)
             trace.event(env.now, "setup_end", name, -1, batch_id)
         self.recipe, self.setpoint_c, self.atmosphere = recipe_name, recipe.setpoint_c, recipe.atmosphere
-        staffed = line.calendar.always_staffed and not line.calendar.shutdowns
         if not staffed:
             yield from self.wait_ready(staff=True)
         if cfg.load_h > 0:
             self.to(env.now, "productive")
             yield env.timeout(cfg.load_h)
-        start = env.now
+        yield from self._cycle(lots, recipe_name, recipe, batch_id, load_start, setup, reason, 0.0)
+
+    def _cycle(self, lots, recipe_name, recipe, batch_id, load_start, setup, reason, elapsed_h):
+        """Heating, soak and cooling (the profile the quality model integrates), unloading, booking."""
+        line, cfg = self.line, self.cfg
+        env, trace, name = line.env, line.trace, self.name
+        staffed = line.calendar.always_staffed and not line.calendar.shutdowns
+        start = env.now - elapsed_h
         rh, temp_c, qp = line.buffer.rh_pct, line.buffer.temp_c, line.qp
         rework_lots = 0
         for lot in lots:
@@ -94,8 +107,8 @@ class Furnace(Unit):
             trace.event(start, "batch_start", name, lot.lot_id, batch_id)
         dose = line.dose(recipe_name)
         cycle_h = dose.duration_h
-        self.to(start, "productive")
-        yield env.timeout(cycle_h)
+        self.to(env.now, "productive")
+        yield env.timeout(max(0.0, cycle_h - elapsed_h))
         if self.failure_clock == "operating":
             self.ttf_h -= cycle_h
         for lot in lots:
