@@ -171,3 +171,24 @@ def test_bad_csv_one_line_error(tmp_path: Path, text: str, expected: str) -> Non
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("error: ") and expected in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_measured_profile_equals_recipe(tmp_path: Path) -> None:
+    """A lot given by a measured profile file (t_h, temp_c) is predicted like the same recipe: same fit."""
+    truth = QualityParams().replace(**TRUE)
+    rows = synthetic_rows(truth, 20, seed=8, noise=(0.01, 0.02, 0.03))
+    by_recipe = calibrate.calibrate(write_csv(tmp_path / "a.csv", rows))
+    header = ["lot_id", "profile", "atmosphere", *HEADER[6:]]
+    prof_rows = []
+    for r in rows:
+        t, temp = physics.recipe_profile(r[1], r[2], r[3], r[4])
+        name = f"p{r[1]:g}-{r[3]:g}.csv"
+        write_csv(tmp_path / name, [[a, b] for a, b in zip(t, temp, strict=True)], ["t_h", "temp_c"])
+        prof_rows.append([r[0], name, r[5], *r[6:]])
+    by_profile = calibrate.calibrate(write_csv(tmp_path / "b.csv", prof_rows, header))
+    for name in calibrate.FIT_PARAMS:
+        assert by_profile.values[name] == pytest.approx(by_recipe.values[name], rel=1e-6)
+    prof_rows[3][1] = "missing.csv"
+    write_csv(tmp_path / "c.csv", prof_rows, header)
+    with pytest.raises(TwinError, match=r"c\.csv: line 5: column profile: profile file not found"):
+        calibrate.calibrate(tmp_path / "c.csv")
