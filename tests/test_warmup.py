@@ -105,3 +105,127 @@ def test_suggest_warmup_h_on_replicated_lot_series():
     assert suggest_warmup_h(times, [np.full(t.size, 3.0) for t in times], horizon_h) == 0.0
     # one replication given as plain arrays works too
     assert suggest_warmup_h(times[0], values[0], horizon_h) > 20.0
+
+
+# -- twin warmup on stored runs -------------------------------------------------------------------------------
+TAU_H = 30.0
+
+
+def _store_run(
+    store, seed: int, study_id=None, horizon_h: float = 400.0, reps: int = 6, tau_h: float = TAU_H
+) -> int:
+    """A stored run whose lots' wait decays from 7 h to 1 h with time constant tau_h (lead time = 13 h + wait)."""
+    import pyarrow as pa
+
+    cols: dict[str, list] = {c: [] for c in ("replication", "lot_id", "release_h", "wait_h", "anneal_start_h",
+                                              "done_h", "status", "mass_kg")}  # fmt: skip
+    for rep in range(reps):
+        rng = np.random.default_rng([seed, rep])
+        t = np.sort(rng.uniform(0.0, horizon_h, rng.poisson(2 * horizon_h)))
+        wait = 1.0 + 6.0 * np.exp(-t / tau_h) + rng.exponential(1.0, t.size) - 1.0
+        start = t + 3.0 + wait
+        done = start + 10.0
+        late = done > horizon_h
+        cols["replication"] += [rep] * t.size
+        cols["lot_id"] += list(range(t.size))
+        cols["release_h"] += t.tolist()
+        cols["wait_h"] += np.where(start > horizon_h, np.nan, wait).tolist()
+        cols["anneal_start_h"] += np.where(start > horizon_h, np.nan, start).tolist()
+        cols["done_h"] += np.where(late, np.nan, done).tolist()
+        cols["status"] += np.where(late, "wip", "good").tolist()
+        cols["mass_kg"] += [100.0] * t.size
+    run = {"study_id": study_id, "scenario_name": f"synthetic{seed}", "seed": seed, "replications": reps,
+           "horizon_h": horizon_h, "warmup_h": 24.0, "status": "done"}  # fmt: skip
+    kpis = pa.table({"replication": [0], "kpi": ["good_kg_per_h"], "value": [1.0]})
+    summary = pa.table({"kpi": ["good_kg_per_h"], "unit": ["kg/h"], "n": [1], "mean": [1.0]})
+    return store.write_run(run, {"lots": pa.table(cols)}, kpis, summary)
+
+
+@pytest.fixture
+def warmup_db(tmp_path):
+    from twin.store import open_store
+
+    db = tmp_path / "w.duckdb"
+    with open_store(db) as store:
+        _store_run(store, 1)
+        sid = store.create_study("synth", "{}", "h")
+        _store_run(store, 2, study_id=sid)
+        _store_run(store, 3, study_id=sid, tau_h=60.0)
+        store.finish_study(sid)
+    return db
+
+
+def _cli(*args: str):
+    from typer.testing import CliRunner
+
+    from twin.cli import app
+
+    return CliRunner().invoke(app, list(args), env={"COLUMNS": "200", "NO_COLOR": "1"})
+
+
+def test_analyze_runs_finds_the_transient_of_stored_lots(warmup_db):
+    from twin.store import open_store
+    from twin.warmup import analyze_runs
+
+    with open_store(warmup_db, read_only=True) as store:
+        res = analyze_runs(store, "1", ["wait", "wip", "lead_time"])
+        study = analyze_runs(store, "study:1", ["wait"])
+        by_name = analyze_runs(store, "synth", ["wait"])
+    wait, wip, lead = res
+    assert (wait.run_id, wait.replications, wait.stored_warmup_h) == (1, 6, 24.0)
+    # wait series ends at horizon - p95(release -> anneal start) ~ 400 - 7 h; ~800 lots -> 200 bins
+    assert 390.0 < wait.series.averaged.size * wait.series.bin_h < 397.0
+    # batch-mean noise: s.d. 1 per lot, ~20 lots per batch of 5 bins x 6 replications -> 1 / sqrt(120) = 0.09;
+    # the transient 6 exp(-t / 30) reaches it at 30 ln(6 / 0.09) = 126 h; tolerance [known / 2, known + 2 tau]
+    known = TAU_H * np.log(6.0 / 0.09)
+    assert 0.5 * known <= wait.warmup_h <= known + 2 * TAU_H
+    assert 0.5 * known <= lead.warmup_h <= known + 2 * TAU_H  # lead time = 13 h + wait
+    # WIP fills within about one lead time (13-20 h) and then still falls with the wait (~2 lots per extra hour)
+    assert 10.0 <= wip.warmup_h <= known + 2 * TAU_H
+    assert [r.run_id for r in study] == [2, 3] == [r.run_id for r in by_name]
+    assert study[1].warmup_h > study[0].warmup_h  # tau 60 h vs 30 h
+
+
+def test_twin_warmup_prints_the_suggestion_and_writes_the_welch_plot(warmup_db, tmp_path):
+    from twin.store import open_store
+    from twin.warmup import analyze_runs
+
+    svg = tmp_path / "welch.svg"
+    r = _cli("warmup", "study:1", "--db", str(warmup_db), "--plot", str(svg))
+    assert r.exit_code == 0, r.output
+    with open_store(warmup_db, read_only=True) as store:
+        expected = max(x.warmup_h for x in analyze_runs(store, "study:1"))
+    assert f"suggested warm-up: {int(np.ceil(expected))} h" in r.output
+    assert "stored: 24 h" in r.output and "synthetic3" in r.output
+    text = svg.read_text()
+    assert text.startswith("<?xml") and "<svg" in text and len(text) > 10_000
+
+
+def test_twin_warmup_errors_are_one_line(warmup_db, tmp_path):
+    cases = [
+        (["warmup", "9", "--db", str(warmup_db)], "unknown run id 9"),
+        (["warmup", "study:7", "--db", str(warmup_db)], "no study with id 7"),
+        (["warmup", "nosuch", "--db", str(warmup_db)], "'nosuch' is neither a run id nor a study"),
+        (["warmup", "1", "--kpi", "foo", "--db", str(warmup_db)], "unknown warm-up KPI 'foo'"),
+        (["warmup", "1", "--db", str(tmp_path / "none.duckdb")], "not found"),
+        (["warmup", "1", "--plot", "x.txt", "--db", str(warmup_db)], "--plot x.txt"),
+        (["warmup", "1", "--bins", "10", "--db", str(warmup_db)], "--bins must be at least 20"),
+    ]
+    for args, msg in cases:
+        r = _cli(*args)
+        assert r.exit_code == 2, (args, r.output)
+        assert msg in r.output and "Traceback" not in r.output, r.output
+
+
+def test_twin_warmup_on_a_run_without_lots(tmp_path):
+    import pyarrow as pa
+
+    from twin.store import open_store
+
+    db = tmp_path / "e.duckdb"
+    with open_store(db) as store:
+        run = {"scenario_name": "empty", "seed": 1, "replications": 1, "horizon_h": 10.0, "warmup_h": 0.0}
+        kpis = pa.table({"replication": [0], "kpi": ["x"], "value": [1.0]})
+        store.write_run(run, {}, kpis, pa.table({"kpi": ["x"], "mean": [1.0]}))
+    r = _cli("warmup", "1", "--db", str(db))
+    assert r.exit_code == 2 and "run 1 (empty) has no lots to analyse" in r.output

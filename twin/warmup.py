@@ -1,6 +1,7 @@
 """Warm-up (initial-transient) diagnostics: MSER-5 truncation (White 1997) and Welch's moving-average curve.
 
-Pure numerics on arrays; reading runs from the database and plotting live in `twin.commands.warmup`.
+Numerics on arrays first; then `analyze_runs` (stored lots of runs -> KPI series -> suggestion) and `plot_welch`,
+which `twin warmup` calls. The database itself is reached only through a `twin.store.Store` passed in.
 """
 
 from __future__ import annotations
@@ -114,12 +115,12 @@ def binned_series(
     values: Sequence[float],
     horizon_h: float,
     n_bins: int,
-    kind: Literal["points", "step"] = "points",
+    kind: Literal["points", "rate", "step"] = "points",
 ) -> np.ndarray:
     """One replication's KPI on a regular grid of `n_bins` bins over [0, horizon_h].
 
     `points`: mean of the observations (e.g. a lot's wait, indexed by its release time) falling in each bin, NaN for
-    an empty bin. `step`: time average of a piecewise-constant signal that takes values[i] from times_h[i] until the
+    an empty bin. `rate`: sum of the values in each bin per hour (e.g. good kg by exit time -> kg/h). `step`: time average of a piecewise-constant signal that takes values[i] from times_h[i] until the
     next time (e.g. WIP after each event); before the first time it is 0.
     """
     t = np.asarray(times_h, dtype=float)
@@ -132,6 +133,10 @@ def binned_series(
         counts = np.bincount(idx, minlength=n_bins)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    if kind == "rate":
+        ok = np.isfinite(t) & np.isfinite(v) & (t >= 0) & (t <= horizon_h)
+        idx = np.clip(np.searchsorted(edges, t[ok], side="right") - 1, 0, n_bins - 1)
+        return np.bincount(idx, weights=v[ok], minlength=n_bins) / np.diff(edges)
     if kind == "step":
         order = np.argsort(t, kind="stable")
         t, v = t[order], v[order]
@@ -142,7 +147,7 @@ def binned_series(
         for j, e in enumerate(edges):  # n_bins is small (~200); vectorised over segments
             integral[j] = np.sum(v * np.clip(np.minimum(ends, e) - starts, 0.0, None))
         return np.diff(integral) / np.diff(edges)
-    raise ValueError(f"kind must be 'points' or 'step', got {kind!r}")
+    raise ValueError(f"kind must be 'points', 'rate' or 'step', got {kind!r}")
 
 
 def _nanmean0(a: np.ndarray) -> np.ndarray:
@@ -187,7 +192,7 @@ def warmup_series(
     horizon_h: float,
     batch: int = 5,
     n_bins: int | None = None,
-    kind: Literal["points", "step"] = "points",
+    kind: Literal["points", "rate", "step"] = "points",
     min_coverage: float = 0.5,
 ) -> WarmupSeries:
     """Bin each replication's series, average over replications (Welch), drop trailing bins, run MSER-`batch`.
@@ -200,7 +205,7 @@ def warmup_series(
         raise ValueError(f"horizon_h must be positive, got {horizon_h}")
     if n_bins is None:
         n_obs = np.mean([np.isfinite(v).sum() for _, v in reps])
-        n_bins = 200 if kind == "step" else default_bins(n_obs)
+        n_bins = default_bins(n_obs) if kind == "points" else 200
     binned = [binned_series(t, v, horizon_h, n_bins, kind) for t, v in reps]
     stacked = np.vstack(binned)
     cover = np.isfinite(stacked).mean(axis=0)
@@ -221,7 +226,7 @@ def suggest_warmup_h(
     horizon_h: float,
     batch: int = 5,
     n_bins: int | None = None,
-    kind: Literal["points", "step"] = "points",
+    kind: Literal["points", "rate", "step"] = "points",
 ) -> float:
     """MSER-`batch` warm-up in hours for one KPI series, averaged over replications first (Welch).
 
@@ -245,3 +250,229 @@ def wip_steps(release_h: Sequence[float], done_h: Sequence[float]) -> tuple[np.n
     order = np.lexsort((-step, t))  # at equal times count arrivals first
     t, step = t[order], step[order]
     return t, np.cumsum(step)
+
+
+# -- runs in the database -> KPI series -> suggestion ---------------------------------------------------------
+@dataclass(frozen=True)
+class KpiSeries:
+    """How one warm-up KPI series is built from a replication's `lots` rows."""
+
+    name: str
+    unit: str
+    description: str
+    kind: Literal["points", "rate", "step"]
+
+
+SERIES: dict[str, KpiSeries] = {
+    s.name: s
+    for s in (
+        KpiSeries("wait", "h", "wait between ALD end and anneal start, by lot release time", "points"),
+        KpiSeries(
+            "wip", "lots", "lots in the line (released, not yet good or scrapped), time average", "step"
+        ),
+        KpiSeries("lead_time", "h", "release to leaving the line, by lot release time", "points"),
+        KpiSeries("output", "kg/h", "good kg leaving the line per hour, by exit time", "rate"),
+    )
+}
+DEFAULT_SERIES = ("wait", "wip")
+
+
+def lot_series(
+    lots: dict[str, np.ndarray], kpi: str, horizon_h: float
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """(times_h, values, end_h) of one replication's KPI series from its lots columns (NaN = missing).
+
+    Lot-based series indexed by release time end at `horizon_h` minus the 95th percentile of the time the value
+    takes to become known (release -> anneal start, release -> exit), so that lots still on their way at the horizon
+    (whose long waits are not known yet) do not pull the tail down.
+    """
+    release = lots["release_h"]
+    if kpi == "wip":
+        t, v = wip_steps(release, lots["done_h"])
+        return t, v, horizon_h
+    if kpi == "output":
+        good = lots["status"] == "good"
+        return lots["done_h"][good], lots["mass_kg"][good], horizon_h
+    if kpi == "wait":
+        value, known_at = lots["wait_h"], lots["anneal_start_h"]
+    elif kpi == "lead_time":
+        value, known_at = lots["done_h"] - release, lots["done_h"]
+    else:
+        raise TwinError(f"unknown warm-up KPI {kpi!r}; choose from {', '.join(SERIES)}")
+    ok = np.isfinite(value) & np.isfinite(known_at)
+    delay = known_at[ok] - release[ok]
+    end = horizon_h - (float(np.percentile(delay, 95)) if delay.size else 0.0)
+    keep = ok & (release <= end)
+    return release[keep], value[keep], end
+
+
+@dataclass(frozen=True)
+class RunWarmup:
+    """The warm-up analysis of one KPI of one stored run."""
+
+    run_id: int
+    scenario: str
+    kpi: str
+    replications: int
+    horizon_h: float
+    stored_warmup_h: float
+    series: WarmupSeries
+
+    @property
+    def warmup_h(self) -> float:
+        return self.series.warmup_h
+
+
+def _lots_by_replication(store: object, run_id: int) -> dict[int, dict[str, np.ndarray]]:
+    cols = ("replication", "release_h", "done_h", "wait_h", "anneal_start_h", "status", "mass_kg")
+    tbl = store.query(  # type: ignore[attr-defined]
+        f"SELECT {', '.join(cols)} FROM lots WHERE run_id = ? ORDER BY replication, release_h", [run_id]
+    )
+    data = {c: tbl.column(c).to_numpy(zero_copy_only=False) for c in cols}
+    out: dict[int, dict[str, np.ndarray]] = {}
+    reps = data["replication"].astype(int)
+    for r in np.unique(reps):
+        sel = reps == r
+        out[int(r)] = {
+            c: (
+                np.asarray(data[c][sel], dtype=object)
+                if c == "status"
+                else np.asarray(data[c][sel], dtype=float)
+            )
+            for c in cols[1:]
+        }
+    return out
+
+
+def resolve_runs(store: object, item: str) -> list[int]:
+    """Run ids named by `item`: a run id, `study:ID`, a study name or a study YAML file (its runs, in order)."""
+    item = item.strip()
+    if item.isdigit():
+        return [int(store.run(int(item))["run_id"])]  # type: ignore[attr-defined]
+    if item.startswith("study:"):
+        sid_text = item[len("study:") :]
+        if not sid_text.isdigit():
+            raise TwinError(f"bad study reference {item!r}: use study:ID with a whole number")
+        sid: int | None = int(sid_text)
+        if store.query("SELECT 1 FROM studies WHERE study_id = ?", [sid]).num_rows == 0:  # type: ignore[attr-defined]
+            raise TwinError(f"no study with id {sid} in {store.path}")  # type: ignore[attr-defined]
+    else:
+        name = item
+        if item.endswith((".yaml", ".yml")):
+            import pathlib
+
+            import yaml
+
+            p = pathlib.Path(item)
+            if not p.is_file():
+                raise TwinError(f"{item}: file not found")
+            try:
+                doc = yaml.safe_load(p.read_text()) or {}
+            except yaml.YAMLError:
+                raise TwinError(f"{item}: not valid YAML") from None
+            name = str(doc.get("name") or p.stem) if isinstance(doc, dict) else p.stem
+        sid = (
+            store.query(  # type: ignore[attr-defined]
+                "SELECT max(study_id) AS sid FROM studies WHERE name = ?", [name]
+            )
+            .column("sid")[0]
+            .as_py()
+        )
+        if sid is None:
+            raise TwinError(
+                f"{item!r} is neither a run id nor a study in {store.path} (see `twin runs list`)"  # type: ignore[attr-defined]
+            )
+    ids = store.query("SELECT run_id FROM runs WHERE study_id = ? ORDER BY run_id", [sid])  # type: ignore[attr-defined]
+    if ids.num_rows == 0:
+        raise TwinError(f"study {item} (id {sid}) in {store.path} has no completed runs yet")  # type: ignore[attr-defined]
+    return [int(r) for r in ids.column("run_id").to_pylist()]
+
+
+def analyze_runs(
+    store: object,
+    item: str,
+    kpis: Sequence[str] = DEFAULT_SERIES,
+    batch: int = 5,
+    n_bins: int | None = None,
+) -> list[RunWarmup]:
+    """MSER-`batch` warm-up of every KPI series of the stored run(s) named by `item` (see `resolve_runs`)."""
+    unknown = [k for k in kpis if k not in SERIES]
+    if unknown:
+        raise TwinError(f"unknown warm-up KPI {unknown[0]!r}; choose from {', '.join(SERIES)}")
+    out = []
+    for run_id in resolve_runs(store, item):
+        run = store.run(run_id)  # type: ignore[attr-defined]
+        horizon_h = float(run["horizon_h"])
+        reps = _lots_by_replication(store, run_id)
+        if not reps:
+            raise TwinError(f"run {run_id} ({run['scenario_name']}) has no lots to analyse")
+        for kpi in kpis:
+            spec = SERIES[kpi]
+            series = [lot_series(lots, kpi, horizon_h) for lots in reps.values()]
+            if all(t.size == 0 for t, _, _ in series):
+                raise TwinError(f"run {run_id} ({run['scenario_name']}): no {kpi} observations to analyse")
+            end_h = min(e for _, _, e in series)
+            if end_h <= 0:
+                raise TwinError(f"run {run_id}: the {kpi} series ends before it starts (horizon too short)")
+            try:
+                ws = warmup_series(
+                    [t for t, _, _ in series], [v for _, v, _ in series], end_h, batch=batch, n_bins=n_bins,
+                    kind=spec.kind,
+                )  # fmt: skip
+            except TwinError as exc:
+                raise TwinError(f"run {run_id} ({run['scenario_name']}), {kpi}: {exc}") from None
+            out.append(
+                RunWarmup(
+                    run_id=run_id,
+                    scenario=str(run["scenario_name"]),
+                    kpi=kpi,
+                    replications=len(reps),
+                    horizon_h=horizon_h,
+                    stored_warmup_h=float(run["warmup_h"] or 0.0),
+                    series=ws,
+                )
+            )
+    return out
+
+
+def plot_welch(results: Sequence[RunWarmup], path: str, window: int | None = None) -> None:
+    """Welch plot: per KPI the replication-averaged series (thin) and its moving average (bold), per run, with the
+    MSER suggestion (dashed) and the stored warm-up (dotted). SVG, PNG or PDF by the file's suffix (Agg backend)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kpis = list(dict.fromkeys(r.kpi for r in results))
+    fig, axes = plt.subplots(len(kpis), 1, figsize=(8, 2.8 * len(kpis)), squeeze=False, sharex=False)
+    for ax, kpi in zip(axes[:, 0], kpis):
+        rows = [r for r in results if r.kpi == kpi]
+        for j, r in enumerate(rows):
+            ws = r.series
+            m = ws.averaged.size
+            w = window if window is not None else max(1, m // 40)
+            w = min(w, (m - 1) // 2)
+            x, ma = welch_curve([ws.averaged], w)
+            color = f"C{j % 10}"
+            hours = (np.arange(m) + 0.5) * ws.bin_h
+            ax.plot(hours, ws.averaged, color=color, alpha=0.25, linewidth=0.8)
+            label = f"run {r.run_id} {r.scenario}: MSER-{ws.result.batch} {r.warmup_h:.0f} h"
+            ax.plot((x + 0.5) * ws.bin_h, ma, color=color, linewidth=1.8, label=label)
+            ax.axvline(r.warmup_h, color=color, linestyle="--", linewidth=1.2)
+            ax.axvline(r.stored_warmup_h, color=color, linestyle=":", linewidth=1.0)
+        spec = SERIES[kpi]
+        ax.set_ylabel(f"{kpi} [{spec.unit}]")
+        ax.set_title(spec.description, fontsize=9)
+        ax.legend(fontsize=7, loc="best")
+    axes[-1, 0].set_xlabel("simulated time [h]")
+    fig.suptitle(
+        "Welch plot: thin = replication average, bold = moving average, dashed = MSER suggestion, dotted = stored",
+        fontsize=8,
+    )
+    fig.tight_layout()
+    try:
+        fig.savefig(path)
+    except (OSError, ValueError) as exc:
+        raise TwinError(f"cannot write plot {path}: {exc}") from None
+    finally:
+        plt.close(fig)
