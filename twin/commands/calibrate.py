@@ -8,7 +8,10 @@ from typing import Annotated
 
 import typer
 
+from twin.commands.history import cli_errors
 
+
+@cli_errors
 def calibrate_cmd(
     qc_csv: Annotated[Path, typer.Argument(help="QC data: one measured lot per row (see docs/report-and-calibration.md)", show_default=False)],
     scenario: Annotated[Path | None, typer.Option("--scenario", "-s", help="scenario giving start values, coating, recipes and furnace temperatures")] = None,

@@ -7,7 +7,10 @@ from typing import Annotated
 
 import typer
 
+from twin.commands.history import cli_errors
 
+
+@cli_errors
 def report_cmd(
     target: Annotated[str, typer.Argument(help="run id (N or run:N), study id (study:N) or study name", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write")] = Path("report.html"),
