@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 from scipy import stats as sps
@@ -27,6 +28,12 @@ class PrecisionResult:
     values: list[float] = field(repr=False)
 
 
+@lru_cache(maxsize=4096)
+def t_quantile(df: int, confidence: float) -> float:
+    """Two-sided Student-t quantile t_{df, (1 + confidence) / 2} (cached: the rule asks for it every replication)."""
+    return float(sps.t.ppf(0.5 + confidence / 2.0, df))
+
+
 def half_width(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
     """(mean, Student-t half-width) of a sample; half-width is inf for fewer than 2 values."""
     x = np.asarray(values, dtype=float)
@@ -37,7 +44,7 @@ def half_width(values: Sequence[float], confidence: float = 0.95) -> tuple[float
     if n < 2:
         return mean, float("inf")
     s = float(x.std(ddof=1))
-    return mean, float(sps.t.ppf(0.5 + confidence / 2.0, n - 1) * s / math.sqrt(n))
+    return mean, t_quantile(n - 1, confidence) * s / math.sqrt(n)
 
 
 def relative_half_width(mean: float, hw: float) -> float:
