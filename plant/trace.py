@@ -7,6 +7,7 @@ happens once, after the run. Column names and meanings are documented in docs/ar
 from __future__ import annotations
 
 import math
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -28,6 +29,12 @@ EVENTS_SCHEMA = pa.schema(
 _LOT_QUALITY = (
     "thickness_nm", "coverage", "x_d", "x_c", "roughness_nm", "bonding", "r_rel", "r_int_ohm_cm2", "rl_ppm",
     "dmix_pct", "l_d_nm", "q0_mah_g", "fce", "ret100",
+)  # fmt: skip
+
+_LOT_RECORD = (
+    "lot_id", "recipe", "mass_kg", "release_h", "ald_unit", "ald_start_h", "ald_end_h", "anneal_start_h",
+    "anneal_end_h", "batch_id", "rework_batch_id", "wait_h", "anneals", "qc_end_h", "done_h", "status",
+    "first_pass", "verdict", "reason",
 )  # fmt: skip
 
 LOTS_SCHEMA = pa.schema(
@@ -69,6 +76,13 @@ def _rows_table(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(cols, schema)], schema=schema)
 
 
+def _struct_rows_table(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
+    """The same in one C++ pass (rows as a struct array): faster for the long, narrow events table."""
+    if not rows:
+        return schema.empty_table()
+    return pa.Table.from_struct_array(pa.array(rows, type=pa.struct(list(schema))))
+
+
 class Trace:
     """Everything one run produced. `event(...)` is the hot path; `tables()` builds Arrow tables once."""
 
@@ -89,36 +103,17 @@ class Trace:
 
     # -- conversion ------------------------------------------------------------------------------------
     def events_table(self) -> pa.Table:
-        return _rows_table(self.events, EVENTS_SCHEMA)
+        return _struct_rows_table(self.events, EVENTS_SCHEMA)
 
     def lots_table(self) -> pa.Table:
         lots = self.lots
-        nan = math.nan
-        cols: dict[str, list[Any]] = {
-            "lot_id": [lot.lot_id for lot in lots],
-            "recipe": [lot.recipe for lot in lots],
-            "mass_kg": [lot.mass_kg for lot in lots],
-            "release_h": [lot.release_h for lot in lots],
-            "ald_unit": [lot.ald_unit for lot in lots],
-            "ald_start_h": [lot.ald_start_h for lot in lots],
-            "ald_end_h": [lot.ald_end_h for lot in lots],
-            "anneal_start_h": [lot.anneal_start_h for lot in lots],
-            "anneal_end_h": [lot.anneal_end_h for lot in lots],
-            "batch_id": [lot.batch_id for lot in lots],
-            "rework_batch_id": [lot.rework_batch_id for lot in lots],
-            "wait_h": [lot.wait_h for lot in lots],
-            "anneals": [lot.anneals for lot in lots],
-            "qc_end_h": [lot.qc_end_h for lot in lots],
-            "done_h": [lot.done_h for lot in lots],
-            "status": [lot.status for lot in lots],
-            "first_pass": [lot.first_pass for lot in lots],
-            "verdict": [lot.verdict for lot in lots],
-            "reason": [lot.reason for lot in lots],
-        }
-        props = [lot.assessment.props if lot.assessment is not None else None for lot in lots]
-        for name in _LOT_QUALITY:
-            cols[name] = [nan if p is None else getattr(p, name) for p in props]
-        cols["precursor_mol"] = [lot.precursor_mol for lot in lots]
+        cols: dict[str, Any] = {name: list(map(attrgetter(name), lots)) for name in _LOT_RECORD}
+        no_props = (math.nan,) * len(_LOT_QUALITY)
+        quality = attrgetter(*_LOT_QUALITY)
+        rows = [no_props if lot.assessment is None else quality(lot.assessment.props) for lot in lots]
+        for name, col in zip(_LOT_QUALITY, zip(*rows) if rows else [()] * len(_LOT_QUALITY)):
+            cols[name] = col
+        cols["precursor_mol"] = list(map(attrgetter("precursor_mol"), lots))
         return pa.Table.from_pydict(cols, schema=LOTS_SCHEMA)
 
     def batches_table(self) -> pa.Table:
