@@ -120,8 +120,9 @@ def binned_series(
     """One replication's KPI on a regular grid of `n_bins` bins over [0, horizon_h].
 
     `points`: mean of the observations (e.g. a lot's wait, indexed by its release time) falling in each bin, NaN for
-    an empty bin. `rate`: sum of the values in each bin per hour (e.g. good kg by exit time -> kg/h). `step`: time average of a piecewise-constant signal that takes values[i] from times_h[i] until the
-    next time (e.g. WIP after each event); before the first time it is 0.
+    an empty bin. `rate`: sum of the values in each bin per hour (e.g. good kg by exit time -> kg/h). `step`: time
+    average of a piecewise-constant signal that takes values[i] from times_h[i] until the next time (e.g. WIP after
+    each event); before the first time it is 0.
     """
     t = np.asarray(times_h, dtype=float)
     v = np.asarray(values, dtype=float)
