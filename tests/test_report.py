@@ -14,6 +14,7 @@ import pytest
 from conftest import run_twin
 
 from twin import plots, report
+from twin.errors import TwinError
 from twin.runner import run_scenario
 from twin.scenario import scenario_from_dict
 from twin.store import Store, open_store
@@ -212,3 +213,18 @@ def test_month_run_report_is_fast(tmp_path: Path) -> None:
     check_page(out.read_text())
     assert elapsed < 10.0, elapsed
     assert out.stat().st_size < 2_000_000
+
+
+def test_targets(db: Path, tmp_path: Path) -> None:
+    """A study YAML file resolves to the newest study of its name; run ids in both spellings."""
+    study_file = tmp_path / "recipes.yaml"
+    study_file.write_text("name: recipes\nbase: baseline.yaml\ndesign: strategies\nstrategies: [{name: a}]\n")
+    with Store(db, read_only=True) as store:
+        t = report.resolve(store, str(study_file))
+        assert t.kind == "study" and [r.name for r in t.runs] == ["s350-3h", "s400-3h", "s400-1h", "s450-2h"]
+        assert report.resolve(store, "run:3").runs[0].name == "s400-3h"
+        assert report.resolve(store, "3").kind == "run"
+        other = tmp_path / "other.yaml"
+        other.write_text("name: other\n")
+        with pytest.raises(TwinError, match="study 'other'.*has no runs"):
+            report.resolve(store, str(other))

@@ -227,12 +227,16 @@ def recipe_effects(
     yield_: Sequence[Point],
     resistance: Sequence[Point],
     title: str,
+    atmosphere: Sequence[str] | None = None,
     salt: str = "recipe",
 ) -> str:
-    """Final yield and interfacial resistance of good lots against anneal setpoint (one line per soak time)
-    and against soak time (one line per setpoint), with 95 % intervals."""
+    """Final yield and interfacial resistance of good lots against anneal setpoint (one line per soak time and
+    atmosphere) and against soak time (one line per setpoint and atmosphere), with 95 % intervals. A group with
+    two points at the same x (scenarios differing in another factor) gets markers without a line."""
     sp = np.asarray(setpoint_c, dtype=float)
     sk = np.asarray(soak_h, dtype=float)
+    atm = np.asarray(list(atmosphere) if atmosphere is not None else [""] * sp.size, dtype=object)
+    several_atm = len(set(atm.tolist())) > 1
     fig, axes = _fig(10.0, 6.0, 2, 2)
     for col, (x, group, xlabel, glabel) in enumerate(
         ((sp, sk, "anneal setpoint (°C)", "soak {:g} h"), (sk, sp, "soak time (h)", "{:g} °C"))
@@ -244,12 +248,15 @@ def recipe_effects(
             m = np.array([p.mean for p in pts])
             lo = np.array([p.lo for p in pts])
             hi = np.array([p.hi for p in pts])
-            for i, g in enumerate(np.unique(group[np.isfinite(group)])):
-                sel = np.nonzero(group == g)[0]
-                sel = sel[np.argsort(x[sel])]
+            keys = sorted({(float(g), str(a)) for g, a in zip(group, atm, strict=True) if np.isfinite(g)})
+            for i, (g, a) in enumerate(keys):
+                sel = np.nonzero((group == g) & (atm == a))[0]
+                sel = sel[np.argsort(x[sel], kind="stable")]
                 err = np.vstack([np.nan_to_num(m[sel] - lo[sel]), np.nan_to_num(hi[sel] - m[sel])])
-                ax.errorbar(x[sel], m[sel], yerr=np.abs(err), marker="o", ms=4, capsize=3, lw=1,
-                            color=_PALETTE[i % len(_PALETTE)], label=glabel.format(g))  # fmt: skip
+                label = glabel.format(g) + (f", {a}" if several_atm else "")
+                lw = 1 if np.unique(x[sel]).size == sel.size else 0
+                ax.errorbar(x[sel], m[sel], yerr=np.abs(err), marker="os^Dv"[i // len(_PALETTE) % 5], ms=4,
+                            capsize=3, lw=lw, color=_PALETTE[i % len(_PALETTE)], label=label)  # fmt: skip
             ax.set_xlabel(xlabel, fontsize=9)
             ax.set_ylabel(ylabel, fontsize=9)
             ax.grid(alpha=0.3)
@@ -295,9 +302,12 @@ def pareto(throughput: Sequence[Point], yield_: Sequence[Point], title: str, sal
     idx = idx[np.argsort(yy[idx])]
     if idx.size > 1:
         ax.plot(yy[idx], tx[idx], color="#d62728", lw=1, ls="--", zorder=2)
+    rank = {int(j): k for k, j in enumerate(idx)}  # stagger the front's labels: its points are often close
     for i, p in enumerate(throughput):
         if np.isfinite(yy[i]) and np.isfinite(tx[i]):
-            ax.annotate(p.name, (yy[i], tx[i]), xytext=(4, 3), textcoords="offset points", fontsize=7,
+            dy = 3 - 9 * rank[i] if front[i] else 3
+            ax.annotate(p.name, (yy[i], tx[i]), xytext=(-4 if front[i] else 4, dy), textcoords="offset points",
+                        fontsize=7, ha="right" if front[i] else "left",
                         color="#d62728" if front[i] else "#333333")  # fmt: skip
     ax.set_xlabel("final yield (good / finished lots)")
     ax.set_ylabel("throughput (good kg/h)")

@@ -100,7 +100,8 @@ def _f(v: Any) -> float:
 
 
 def resolve(store: Any, target: str) -> ReportTarget:
-    """`run:N` or `N` is a run id; `study:N` a study id; any other text the newest study with that name."""
+    """`run:N` or `N` is a run id; `study:N` a study id; a `.yaml` file the study it defines (by its name);
+    any other text the newest study with that name."""
     text = str(target).strip()
     low = text.lower()
     if low.startswith("run:") or text.isdigit():
@@ -108,7 +109,16 @@ def resolve(store: Any, target: str) -> ReportTarget:
         row = store.run(rid)  # TwinError naming the id when unknown
         runs = _load_runs(store, [int(row["run_id"])])
         return ReportTarget("run", f"run {row['run_id']} ({row['scenario_name']})", runs, runs[0])
-    if low.startswith("study:"):
+    if low.endswith((".yaml", ".yml")):
+        text = _study_name_from_file(Path(text))
+        rows = store.query(
+            "SELECT * FROM studies WHERE name = ? ORDER BY study_id DESC LIMIT 1", [text]
+        ).to_pylist()
+        if not rows:
+            raise TwinError(
+                f"study {text!r} ({target}) has no runs in {store.path}; run `twin study {target}` first"
+            )
+    elif low.startswith("study:"):
         sid_text = text.split(":", 1)[1].strip()
         if not sid_text.isdigit():
             raise TwinError(f"unknown study id {sid_text!r}: study ids are whole numbers")
@@ -138,6 +148,20 @@ def resolve(store: Any, target: str) -> ReportTarget:
         baseline = None
     focus = next((r for r in runs if r.name == baseline), runs[0])
     return ReportTarget("study", f"study {study['study_id']} ({study['name']})", runs, focus, study)
+
+
+def _study_name_from_file(path: Path) -> str:
+    """The `name` of a study YAML file (its file stem when it has none)."""
+    import yaml
+
+    if not path.is_file():
+        raise TwinError(f"{path}: file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, OSError) as exc:
+        raise TwinError(f"{path}: cannot read the study file: {str(exc).splitlines()[0]}") from None
+    name = data.get("name") if isinstance(data, dict) else None
+    return str(name) if name else path.stem
 
 
 def _load_runs(store: Any, run_ids: list[int]) -> list[ScenarioRun]:
@@ -387,10 +411,12 @@ def recipe_section(t: ReportTarget) -> Section:
         [r.kpi("final_yield") for r in t.runs],
         [r.kpi("r_int_good_mean") for r in t.runs],
         f"{t.label}: one point per scenario",
+        atmosphere=[str(r.recipe().get("atmosphere", "")) for r in t.runs],
     )
     cap = (
         "Final yield and mean interfacial resistance of good lots (95 % intervals) against the main recipe's "
-        "setpoint (lines: soak times) and soak time (lines: setpoints). Other factors of the study vary too."
+        "setpoint (lines: soak times) and soak time (lines: setpoints), per atmosphere; scenarios that differ in "
+        "another factor appear as unconnected points."
     )
     return Section("recipe-effects", head, _figure(svg, cap))
 
