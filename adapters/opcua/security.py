@@ -1,0 +1,233 @@
+"""Access control of the virtual plant server: hashed user list, password-checking user manager, client
+certificate trust list, a service ruleset without admin rights, guarded writes, and per-client caps on
+sessions and subscriptions (asyncua 2.1.0 defaults accept any password and any client certificate).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from asyncua import ua
+from asyncua.common.utils import ServiceError
+from asyncua.crypto.permission_rules import USER_TYPES, PermissionRuleset, User, UserRole
+from asyncua.server.address_space import AttributeService
+from asyncua.server.internal_server import InternalServer
+from asyncua.server.internal_session import InternalSession, SessionState
+from asyncua.server.user_managers import UserManager
+
+from twin.errors import TwinError
+
+_log = logging.getLogger(__name__)
+_ADMIN = User(role=UserRole.Admin)
+_ANONYMOUS = User(role=UserRole.Anonymous)
+
+# scrypt parameters (RFC 7914 interactive-login values: N=2^14, r=8, p=1, 16-byte salt, 32-byte key)
+_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
+
+
+# -- user list -------------------------------------------------------------------------------------------
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    """A salted scrypt hash as one string: `scrypt$N$r$p$salt_b64$key_b64`."""
+    salt = os.urandom(16) if salt is None else salt
+    key = hashlib.scrypt(password.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32)
+    b64 = base64.b64encode
+    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${b64(salt).decode()}${b64(key).decode()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """True when `password` matches a hash made by `hash_password` (constant-time comparison)."""
+    try:
+        algo, n, r, p, salt_b64, key_b64 = stored.split("$")
+        if algo != "scrypt":
+            return False
+        salt, key = base64.b64decode(salt_b64), base64.b64decode(key_b64)
+        got = hashlib.scrypt(password.encode(), salt=salt, n=int(n), r=int(r), p=int(p), dklen=len(key))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got, key)
+
+
+def load_users(path: str | Path) -> dict[str, str]:
+    """Read a users file (YAML mapping user name -> hash from `hash_password`); TwinError naming the problem."""
+    p = Path(path)
+    if not p.is_file():
+        raise TwinError(f"users file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise TwinError(f"{p}: YAML syntax error: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise TwinError(f"{p}: a users file must map user names to password hashes")
+    users: dict[str, str] = {}
+    for name, stored in data.items():
+        if not isinstance(stored, str) or not stored.startswith("scrypt$") or stored.count("$") != 5:
+            raise TwinError(f"{p}: user {name!r}: not a password hash (make one with `twin plant user add`)")
+        users[str(name)] = stored
+    return users
+
+
+def add_user(path: str | Path, name: str, password: str) -> None:
+    """Add or replace a user in a users file (created if missing)."""
+    p = Path(path)
+    users = load_users(p) if p.exists() else {}
+    if not name or any(c.isspace() for c in name):
+        raise TwinError(f"user name must be non-empty without spaces, got {name!r}")
+    users[name] = hash_password(password)
+    p.write_text(yaml.safe_dump(users, sort_keys=True))
+    os.chmod(p, 0o600)
+
+
+class PasswordUserManager(UserManager):
+    """Checks user name and password against the hashed user list; anonymous only when allowed.
+
+    Nobody is ever Admin (admins bypass every write check in asyncua): password users get UserRole.User.
+    """
+
+    def __init__(self, users: dict[str, str], allow_anonymous: bool) -> None:
+        self.users = users
+        self.allow_anonymous = allow_anonymous
+
+    def get_user(self, iserver: Any, username: str | None = None, password: str | None = None,
+                 certificate: Any = None) -> User | None:  # fmt: skip
+        if username is None:
+            return User(role=UserRole.Anonymous) if self.allow_anonymous else None
+        stored = self.users.get(username)
+        if stored is None or password is None or not verify_password(password, stored):
+            _log.warning("rejected user %r: wrong user name or password", username)
+            return None
+        return User(role=UserRole.User, name=username)
+
+
+class NoAdminRuleset(PermissionRuleset):
+    """Every session (anonymous or user) may use the ordinary services; nobody may add or delete nodes."""
+
+    def __init__(self) -> None:
+        self._allowed = {ua.NodeId(i) for i in USER_TYPES}
+
+    def check_validity(self, user: User, action_type_id: ua.NodeId, body: Any) -> bool:
+        return action_type_id in self._allowed
+
+
+# -- writes ----------------------------------------------------------------------------------------------
+class GuardedAttributeService(AttributeService):
+    """Client writes: BadNotWritable unless the node is one of the writable tags and writes are enabled;
+    BadUserAccessDenied for anonymous sessions and for any attribute other than Value.
+
+    `on_write(nodeid, datavalue)` is called after an accepted write.
+    """
+
+    def __init__(self, aspace: Any) -> None:
+        super().__init__(aspace)
+        self.writable: set[ua.NodeId] = set()
+        self.allow_writes = False
+        self.on_write: Any = None
+
+    async def write(self, params: ua.WriteParameters, user: User = _ADMIN) -> list[ua.StatusCode]:
+        if user.role == UserRole.Admin and user.name is None:  # the server's own internal session
+            return await super().write(params, user)
+        res: list[ua.StatusCode] = []
+        for wv in params.NodesToWrite:
+            if wv.AttributeId != ua.AttributeIds.Value:
+                res.append(ua.StatusCode(ua.StatusCodes.BadUserAccessDenied))
+            elif not self.allow_writes or wv.NodeId not in self.writable:
+                res.append(ua.StatusCode(ua.StatusCodes.BadNotWritable))
+            elif user.role != UserRole.User:
+                res.append(ua.StatusCode(ua.StatusCodes.BadUserAccessDenied))
+            else:
+                status = (await super().write(ua.WriteParameters(NodesToWrite=[wv]), user))[0]
+                if status.is_good():
+                    _log.info("client write by %s: %s = %s", user.name, wv.NodeId.to_string(), wv.Value.Value)
+                    if self.on_write is not None:
+                        await self.on_write(wv.NodeId, wv.Value)
+                res.append(status)
+        return res
+
+
+# -- caps ------------------------------------------------------------------------------------------------
+def _host(name: Any) -> str:
+    return str(name[0]) if isinstance(name, tuple) and name else str(name)
+
+
+class CappedSession(InternalSession):
+    """A session refusing more than `max_subscriptions_per_session` subscriptions (BadTooManySubscriptions)."""
+
+    max_subscriptions_per_session = 10
+
+    async def create_subscription(self, params: Any, callback: Any, request_callback: Any = None) -> Any:
+        own = sum(
+            1 for s in self.subscription_service.subscriptions.values() if s.session_id == self.session_id
+        )
+        if own >= self.max_subscriptions_per_session:
+            _log.warning("refusing subscription for %s: %d already", self.name, own)
+            raise ServiceError(ua.StatusCodes.BadTooManySubscriptions)
+        return await super().create_subscription(params, callback, request_callback=request_callback)
+
+
+class CappedInternalServer(InternalServer):
+    """InternalServer with guarded writes and caps on sessions per client host and in total.
+
+    A session counts until it is closed (asyncua keeps sessions with subscriptions after a lost connection,
+    until their timeout), so one client cannot pile up orphaned sessions and subscriptions.
+    """
+
+    def __init__(self, user_manager: UserManager, max_sessions_per_client: int, max_sessions: int,
+                 max_subscriptions_per_session: int) -> None:  # fmt: skip
+        super().__init__(user_manager=user_manager)
+        self.attribute_service = GuardedAttributeService(self.aspace)
+        self.max_sessions_per_client = max_sessions_per_client
+        self.max_sessions = max_sessions
+        self.max_subscriptions_per_session = max_subscriptions_per_session
+        self.max_subscriptions = max_sessions * max_subscriptions_per_session
+
+    def create_session(self, name: Any, user: User = _ANONYMOUS, external: bool = False) -> Any:
+        if not external:
+            return super().create_session(name, user=user, external=external)
+        live = [s for s in self._external_sessions.values() if s.state != SessionState.Closed]
+        host = _host(name)
+        mine = sum(1 for s in live if _host(s.name) == host)
+        if mine >= self.max_sessions_per_client or len(live) >= self.max_sessions:
+            _log.warning("refusing session for %s: %d from this client, %d in total", host, mine, len(live))
+            raise ServiceError(ua.StatusCodes.BadTooManySessions)
+        session = CappedSession(self, self.aspace, self.subscription_service, name, user=user, external=True)
+        session.max_subscriptions_per_session = self.max_subscriptions_per_session
+        return session
+
+
+# -- certificates ----------------------------------------------------------------------------------------
+async def trust_list_validator(trust_dir: str | Path) -> Any:
+    """A certificate validator accepting only client certificates found in `trust_dir` (DER or PEM files)."""
+    from asyncua.crypto.truststore import TrustStore
+    from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
+
+    d = Path(trust_dir)
+    if not d.is_dir():
+        raise TwinError(f"trust list directory not found: {d}")
+    store = TrustStore([d], [])
+    await store.load()
+    opts = CertificateValidatorOptions.TRUSTED_VALIDATION | CertificateValidatorOptions.PEER_CLIENT
+    return CertificateValidator(opts, store)
+
+
+async def make_certificate(cert: Path, key: Path, app_uri: str, host: str, client: bool = False) -> None:
+    """A self-signed certificate (DER) and RSA key (PEM) whose URI SAN is `app_uri` (kept when still valid)."""
+    from asyncua.crypto.cert_gen import setup_self_signed_certificate
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    use = (
+        [ExtendedKeyUsageOID.CLIENT_AUTH]
+        if client
+        else [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+    )
+    cert.parent.mkdir(parents=True, exist_ok=True)
+    key.parent.mkdir(parents=True, exist_ok=True)
+    subject = {"commonName": f"ald-anneal-twin {'client' if client else 'plant server'}",
+               "organizationName": "ald-anneal-twin"}  # fmt: skip
+    await setup_self_signed_certificate(key, cert, app_uri, host, use, subject)
+    os.chmod(key, 0o600)
