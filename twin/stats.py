@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-from scipy import stats as sps
 
 
 @dataclass(frozen=True)
@@ -213,6 +212,8 @@ def mean_ci(values: np.ndarray | Sequence[float], confidence: float = 0.95, axis
 
     Returns (mean, half_width, n) as floats for 1-D input, arrays otherwise; half-width is NaN when n < 2.
     """
+    from scipy import stats as sps  # imported here: scipy.stats costs ~1 s of CLI start-up
+
     a = np.asarray(values, dtype=float)
     n = np.sum(~np.isnan(a), axis=axis)
     with np.errstate(invalid="ignore", divide="ignore"):

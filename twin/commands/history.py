@@ -26,7 +26,8 @@ DB_OPTION = typer.Option(help="DuckDB run-history file")
 
 # -- helpers shared by the command modules ------------------------------------------------------------------
 def cli_errors(fn: F) -> F:
-    """Turn a TwinError into `error: <message>` on stderr and exit code 2 (also under Typer's CliRunner)."""
+    """Turn a TwinError into `error: <message>` on stderr and exit code 2 (also under Typer's CliRunner),
+    and Ctrl-C into `interrupted` and exit code 130."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -36,6 +37,9 @@ def cli_errors(fn: F) -> F:
             print(f"error: {exc}", file=sys.stderr)
             # SystemExit, not typer.Exit: `app(standalone_mode=False)` returns typer.Exit's code instead of exiting
             sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            print("interrupted: nothing was stored", file=sys.stderr)
+            sys.exit(130)  # typer would turn it into Exit(130), which `main()` does not pass on
 
     return wrapper  # type: ignore[return-value]
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -33,22 +35,33 @@ def run(
     if n < 1:
         raise TwinError(f"--replications must be at least 1, got {n}")
     err = console(stderr=True)
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as bar:
-        task = bar.add_task(f"{sc.name}: replications", total=n)
-        result = api.run_scenario(
-            sc,
-            replications=n,
-            seed=seed,
-            db=db,
-            progress=lambda done, total: bar.update(task, completed=done),
-        )
+    if err.is_terminal:
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as bar:
+            task = bar.add_task(f"{sc.name}: replications", total=n)
+            result = api.run_scenario(
+                sc,
+                replications=n,
+                seed=seed,
+                db=db,
+                progress=lambda done, total: bar.update(task, completed=done),
+            )
+    else:  # logs and pipes: a plain line after the first replication, then at most every 10 s
+        last = [0.0]
+
+        def log(done: int, total: int) -> None:
+            now = time.monotonic()
+            if done == 1 or done == total or now - last[0] >= 10.0:
+                last[0] = now
+                print(f"{sc.name}: {done}/{total} replications", file=sys.stderr, flush=True)
+
+        result = api.run_scenario(sc, replications=n, seed=seed, db=db, progress=log)
     out = console()
     out.print(
         kpi_table(
