@@ -49,7 +49,9 @@ def test_factorial_expands_every_combination_with_readable_names(tmp_path: Path)
     assert sc.recipes["mild-400"].setpoint_c == 450.0
     assert sc.recipes["mild-400"].soak_h == 2.0
     # common random numbers: one seed and the study's replications, horizon and warm-up everywhere
-    assert {(s.seed, s.replications, s.horizon_h, s.warmup_h) for s in plan.scenarios} == {(42, 3, 300.0, 24.0)}
+    assert {(s.seed, s.replications, s.horizon_h, s.warmup_h) for s in plan.scenarios} == {
+        (42, 3, 300.0, 24.0)
+    }
     # the base's other fields are untouched
     assert sc.furnaces.policy.name == "timeout" and sc.arrivals.rate_per_h == 0.5
 

@@ -111,8 +111,11 @@ class DaskExecutor(Executor):
 
     name = "dask"
 
-    def __init__(self, workers: int | None = None, address: str | None = None) -> None:
+    def __init__(
+        self, workers: int | None = None, address: str | None = None, connect_timeout_s: float = 10.0
+    ) -> None:
         super().__init__(workers, address)
+        self.connect_timeout_s = connect_timeout_s
         self._client: Any = None
         self._cluster: Any = None
 
@@ -125,7 +128,7 @@ class DaskExecutor(Executor):
             ) from None
         if self.address:
             try:
-                return Client(self.address, timeout="10s")
+                return Client(self.address, timeout=f"{self.connect_timeout_s}s")
             except (OSError, TimeoutError) as exc:
                 raise TwinError(f"cannot connect to the Dask scheduler at {self.address}: {exc}") from None
             except ValueError as exc:

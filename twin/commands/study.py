@@ -59,8 +59,9 @@ def study(
         name = run.scenario.name + (" (baseline)" if run.scenario.name == plan.baseline else "")
         tbl.add_row(name, str(run.run_id), *(fmt(s.get(k)) for k in ("good_kg_per_h", "final_yield", "r_int_good_mean", "wait_p95_h")))  # fmt: skip
     out.print(tbl)
+    plural = "s" if res.workers > 1 else ""
     out.print(
-        f"{res.tasks} replications on {res.executor} ({res.workers} workers) in {res.wall_s:.1f} s "
+        f"{res.tasks} replications on {res.executor} ({res.workers} worker{plural}) in {res.wall_s:.1f} s "
         f"(simulation {res.sim_s:.1f} s); stored in {db}. Compare: `twin compare {study_file} --db {db}`"
     )
 

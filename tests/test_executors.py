@@ -1,0 +1,183 @@
+"""Executors: serial, processes and a local Dask cluster give bit-identical results; the client stores each run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pytest
+from conftest import run_twin
+
+from twin.errors import TwinError
+from twin.executors import (
+    DaskExecutor,
+    Executor,
+    StudyInterrupted,
+    Task,
+    make_executor,
+    run_study,
+    simulate_task,
+)
+from twin.study import parse_study, plan_study
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def two_scenarios(replications: int = 2, horizon_h: float = 150.0):
+    study = parse_study(
+        {
+            "name": "exec-test",
+            "base": "baseline.yaml",
+            "replications": replications,
+            "seed": 5,
+            "horizon_h": horizon_h,
+            "warmup_h": 24,
+            "design": "strategies",
+            "strategies": [
+                {"name": "timeout-6"},
+                {
+                    "name": "immediate-450",
+                    "furnaces.policy": {"name": "immediate"},
+                    "recipes.mild-400.setpoint_c": 450,
+                },
+            ],
+        },
+        "exec-test.yaml",
+    )
+    return plan_study(study, REPO / "scenarios" / "exec-test.yaml")
+
+
+def same_bits(a: pa.Table, b: pa.Table) -> bool:
+    """Column by column: floats compared as bit patterns (NaN == NaN), everything else by value."""
+    if a.schema != b.schema or a.num_rows != b.num_rows:
+        return False
+    for name in a.column_names:
+        x, y = a.column(name), b.column(name)
+        if pa.types.is_floating(x.type):
+            xa = np.asarray(x.to_numpy(zero_copy_only=False), dtype=np.float64)
+            ya = np.asarray(y.to_numpy(zero_copy_only=False), dtype=np.float64)
+            if not np.array_equal(xa.view(np.int64), ya.view(np.int64)):
+                return False
+        elif x.to_pylist() != y.to_pylist():
+            return False
+    return True
+
+
+def test_serial_processes_and_local_dask_give_identical_results() -> None:
+    plan = two_scenarios()
+    results = {ex: run_study(plan, executor=ex, workers=2) for ex in ("serial", "processes", "dask")}
+    ref = results["serial"]
+    assert [r.scenario.name for r in ref.runs] == ["timeout-6", "immediate-450"]
+    assert ref.tasks == 4 and len(ref.task_wall_s) == 4
+    for name in ("processes", "dask"):
+        other = results[name]
+        assert other.executor == name
+        for a, b in zip(ref.runs, other.runs, strict=True):
+            assert a.scenario.name == b.scenario.name
+            for ra, rb in zip(a.replications, b.replications, strict=True):
+                assert ra.replication == rb.replication
+                assert list(ra.kpis) == list(rb.kpis)
+                for k in ra.kpis:
+                    assert np.float64(ra.kpis[k]).tobytes() == np.float64(rb.kpis[k]).tobytes(), (name, k)
+            assert same_bits(a.table("lots"), b.table("lots")), name
+            assert same_bits(a.table("batches"), b.table("batches")), name
+    # the two scenarios really differ, so identical results are not vacuous
+    assert ref.runs[0].kpis.column("value").to_pylist() != ref.runs[1].kpis.column("value").to_pylist()
+
+
+def test_common_random_numbers_same_seed_in_every_task() -> None:
+    plan = two_scenarios(replications=3)
+    from twin.executors import _tasks
+
+    tasks = _tasks(plan, range(3))
+    assert [(i, seed, r) for i, _, seed, r in tasks] == [(i, 5, r) for i in (0, 1) for r in range(3)]
+    # the same replication of two scenarios sees the same arrivals (lots released at the same times)
+    a = simulate_task(tasks[1])[1].tables["lots"].column("release_h").to_pylist()
+    b = simulate_task(tasks[4])[1].tables["lots"].column("release_h").to_pylist()
+    assert a == b and len(a) > 20
+
+
+def test_run_study_stores_the_study_and_one_run_per_scenario(tmp_path: Path) -> None:
+    db = tmp_path / "t.duckdb"
+    res = run_study(two_scenarios(), executor="serial", db=db)
+    assert res.study_id == 1 and [r.run_id for r in res.runs] == [1, 2]
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT name, status FROM studies").fetchall() == [("exec-test", "done")]
+    rows = con.execute(
+        "SELECT run_id, study_id, scenario_name, seed, replications FROM runs ORDER BY run_id"
+    ).fetchall()
+    assert rows == [(1, 1, "timeout-6", 5, 2), (2, 1, "immediate-450", 5, 2)]
+    n_lots = con.execute("SELECT count(*) FROM lots WHERE run_id = 2").fetchone()[0]
+    assert n_lots == res.runs[1].table("lots").num_rows > 0
+    value = con.execute(
+        "SELECT value FROM kpis WHERE run_id = 1 AND replication = 1 AND kpi = 'good_kg_per_h'"
+    ).fetchone()[0]
+    assert value == res.runs[0].replications[1].kpis["good_kg_per_h"]
+    con.close()
+
+
+class _InterruptAfter(Executor):
+    """Serial, then Ctrl-C after `n` results (as a user would)."""
+
+    name = "serial"
+
+    def __init__(self, n: int) -> None:
+        super().__init__(1)
+        self.n = n
+
+    def run(self, tasks: list[Task]) -> Iterator:
+        for i, task in enumerate(tasks):
+            if i == self.n:
+                raise KeyboardInterrupt
+            yield simulate_task(task)
+
+
+def test_an_interrupted_study_keeps_its_completed_runs_and_says_so(tmp_path: Path) -> None:
+    db = tmp_path / "t.duckdb"
+    with pytest.raises(StudyInterrupted) as err:
+        run_study(two_scenarios(), executor=_InterruptAfter(3), db=db)
+    assert "kept 1 of 2 completed scenario runs" in str(err.value)
+    assert err.value.exit_code == 130
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT status FROM studies").fetchall() == [("failed",)]
+    assert con.execute("SELECT scenario_name FROM runs").fetchall() == [("timeout-6",)]
+    assert con.execute("SELECT count(DISTINCT replication) FROM kpis").fetchone()[0] == 2
+    con.close()
+
+
+def test_make_executor_errors() -> None:
+    with pytest.raises(TwinError, match="unknown executor 'threads'"):
+        make_executor("threads")
+    with pytest.raises(TwinError, match="--address is for --executor dask"):
+        make_executor("processes", address="tcp://127.0.0.1:8786")
+    with pytest.raises(TwinError, match="--workers must be at least 1"):
+        make_executor("processes", workers=0)
+    assert make_executor("processes", workers=3).workers == 3
+    assert make_executor("serial", workers=3).workers == 1
+
+
+def test_dask_unreachable_scheduler_is_one_line_error() -> None:
+    plan = two_scenarios(replications=1)
+    with pytest.raises(TwinError, match=r"cannot connect to the Dask scheduler at tcp://127.0.0.1:1"):
+        run_study(plan, executor=DaskExecutor(address="tcp://127.0.0.1:1", connect_timeout_s=1.0))
+
+
+def test_cli_study_runs_and_stores(tmp_path: Path) -> None:
+    study = tmp_path / "s.yaml"
+    study.write_text(
+        f"name: cli-study\nbase: {REPO / 'scenarios' / 'baseline.yaml'}\nreplications: 2\nseed: 3\n"
+        "horizon_h: 120\nwarmup_h: 20\ndesign: factorial\nfactors:\n  furnaces.count: [2, 3]\n"
+    )
+    db = tmp_path / "cli.duckdb"
+    res = run_twin("study", str(study), "--executor", "serial", "--db", str(db))
+    assert res.returncode == 0, res.stderr
+    assert "count=3" in res.stdout and "4 replications on serial (1 worker)" in res.stdout
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*) FROM runs WHERE study_id = 1").fetchone()[0] == 2
+    con.close()
+    bad = run_twin("study", str(study), "--executor", "threads", "--db", str(db))
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "error: unknown executor 'threads'; choose one of serial, processes, dask"
