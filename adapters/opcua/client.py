@@ -275,6 +275,7 @@ class Mirror:
         self._gap_reason = ""
         self._reported_missing: set[str] = set()
         self.resolved: Resolved | None = None
+        self.client: Client | None = None  # the current asyncua client (a new one after every loss)
 
     def stop(self) -> None:
         self._stop.set()
@@ -449,6 +450,7 @@ class Mirror:
                     delay = min(delay * 2, self.opts.backoff_max_s)
                     continue
                 self.stats.connects += 1
+                self.client = client
                 self.sink.add_event(PlantEvent(self.source, utcnow(), "connected", detail=self.endpoint))
                 why = "stopped"
                 try:

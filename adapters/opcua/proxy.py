@@ -39,8 +39,11 @@ class TcpProxy:
         loop.run_forever()
         self._server.close()
         for w in list(self._writers):
-            w.close()
-        loop.run_until_complete(asyncio.sleep(0))
+            w.transport.abort()
+        tasks = asyncio.all_tasks(loop)
+        for t in tasks:
+            t.cancel()
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
         loop.close()
 
     def start(self) -> TcpProxy:
