@@ -124,7 +124,12 @@ def synthetic_trace(seed: int, horizon_h: float = 200.0, n_lots: int = 80) -> di
             "batch_id": np.full(n_lots, -1),
         },
     )
-    return {"events": events, "lots": lots, "batches": batches, "units": units}
+    tables = {"events": events, "lots": lots, "batches": batches, "units": units}
+    for name in schema.TRACE_TABLES:  # any later trace table (e.g. states): empty, with its columns
+        if name not in tables:
+            cols = [c for c in schema.table(name).columns if c.name not in ("run_id", "replication")]
+            tables[name] = pa.schema([(c.name, _ARROW_TYPES[c.type]) for c in cols]).empty_table()
+    return tables
 
 
 SMALL_SCENARIO = """\
