@@ -6,6 +6,7 @@ The scenario is read by attribute (see docs/architecture.md); this module never 
 
 from __future__ import annotations
 
+import gc
 import math
 from typing import Any
 
@@ -191,7 +192,14 @@ class Line:
         """Run to the horizon (or `until_h`) and return the trace, with unit totals."""
         self.start()
         horizon = self.horizon_h if until_h is None else until_h
-        self.env.run(until=horizon)
+        # The run allocates many short-lived generator frames and few cycles: a high gen-0 threshold stops the
+        # cyclic collector from scanning the growing trace again and again (measured: 3.4x -> 2.3x the bare model).
+        old = gc.get_threshold()
+        gc.set_threshold(100_000, 50, 100)
+        try:
+            self.env.run(until=horizon)
+        finally:
+            gc.set_threshold(*old)
         tr = self.trace
         units = (*self.reactors, *self.furnaces, *self.qc.stations)
         for u in units:

@@ -40,7 +40,9 @@ _register_commands()
 def main() -> None:
     """Entry point of the `twin` console script."""
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except TwinError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)

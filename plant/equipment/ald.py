@@ -54,10 +54,12 @@ class AldReactor(Unit):
                 trace.event(env.now, "ald_start", name, lot.lot_id)
             lot.ald_unit = name
             f = lot.ald_factor
-            yield from self.operate(max(0.0, (self.load_h + self.auto_h) * f - elapsed))
-            if not staffed:
+            if staffed:  # one timeout for the whole batch
+                yield from self.operate(max(0.0, (self.load_h + self.auto_h + self.unload_h) * f - elapsed))
+            else:  # unloading waits for an operator
+                yield from self.operate(max(0.0, (self.load_h + self.auto_h) * f - elapsed))
                 yield from self.wait_ready(staff=True)
-            yield from self.operate(self.unload_h * f)
+                yield from self.operate(self.unload_h * f)
             lot.ald_end_h = lot.exposed_since_h = env.now
             lot.coating = physics.new_coating(coat.material, coat.cycles, qp, lot.z_thickness)
             lot.precursor_mol = physics.precursor_mol(coat.material, coat.cycles, lot.mass_kg, qp)
