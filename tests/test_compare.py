@@ -235,3 +235,33 @@ def test_cli_compare_table_json_and_errors(recipe_db: Path) -> None:
         con.execute("SELECT count(*) FROM runs").fetchone()[0] == 4
     )  # compare never writes without --select-best
     con.close()
+
+
+def test_readme_study_commands_use_existing_options() -> None:
+    """Every `twin` command of the README studies section: the --list one runs as written; the others (full
+    studies, minutes) must use only subcommands and options that exist."""
+    import re
+    import shlex
+
+    text = (REPO / "README.md").read_text()
+    block = text[text.index("<!-- studies:begin -->") : text.index("<!-- studies:end -->")]
+    bash = block[block.index("```bash") + 7 :]
+    bash = bash[: bash.index("```")]
+    commands = [shlex.split(line.split("#")[0]) for line in bash.splitlines() if line.startswith("twin ")]
+    assert len(commands) >= 6
+    runner = CliRunner()
+    helps: dict[str, str] = {}
+    for cmd in commands:
+        sub = cmd[1]
+        if sub not in helps:
+            h = runner.invoke(app, [sub, "--help"], env={"COLUMNS": "250"})
+            assert h.exit_code == 0, sub
+            helps[sub] = h.output
+        for opt in (a for a in cmd if a.startswith("--")):
+            assert re.search(rf"{re.escape(opt)}\b", helps[sub]), (sub, opt)
+        for arg in cmd[2:]:
+            if arg.startswith("scenarios/"):
+                assert (REPO / arg).is_file(), arg
+    listed = next(c for c in commands if "--list" in c)
+    res = runner.invoke(app, [listed[1], str(REPO / listed[2]), "--list"], env={"COLUMNS": "250"})
+    assert res.exit_code == 0 and "O2-450C-1h" in res.output
