@@ -19,6 +19,7 @@ import pytest
 from conftest import REPO, SMALL_SCENARIO, TWIN, run_twin
 from typer.testing import CliRunner
 
+from twin import schema
 from twin.cli import app
 
 runner = CliRunner(env={"COLUMNS": "200", "NO_COLOR": "1"})
@@ -228,7 +229,8 @@ def test_error_missing_database_and_other_schema_version(tmp_path):
     con.close()
     before = old.read_bytes()
     _one_line_error(
-        run_twin("runs", "list", "--db", str(old)), r"written by schema version 0, this twin uses 1"
+        run_twin("runs", "list", "--db", str(old)),
+        rf"written by schema version 0, this twin uses {schema.SCHEMA_VERSION}",
     )
     assert old.read_bytes() == before
 

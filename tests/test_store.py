@@ -108,7 +108,7 @@ def test_failed_write_leaves_no_rows(tmp_path):
     with open_store(db) as s:
         _write(s)
         bad = {"lots": pa.table({"replication": [0], "lot_id": ["not-a-number"]})}
-        with pytest.raises(duckdb.Error):
+        with pytest.raises(TwinError, match=r"cannot store the run in .*h\.duckdb \(nothing was written\): "):
             s.write_run({"scenario_name": "bad", "replications": 1, "status": "done"}, bad,
                         stats.kpis_long([], []), stats.summarize([]))  # fmt: skip
         assert s.query("SELECT count(*) FROM runs").column(0)[0].as_py() == 1
@@ -126,7 +126,8 @@ def test_other_schema_version_is_refused_and_left_untouched(tmp_path):
     before = db.read_bytes()
     for ro in (False, True):
         with pytest.raises(
-            TwinError, match=r"written by schema version 0, this twin uses 1; use another --db"
+            TwinError,
+            match=rf"written by schema version 0, this twin uses {schema.SCHEMA_VERSION}; use another --db",
         ):
             Store(db, read_only=ro)
     assert db.read_bytes() == before

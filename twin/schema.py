@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: units gained standby_h and unstaffed_h; table states
 
 
 @dataclass(frozen=True)
@@ -183,14 +183,32 @@ UNITS = Table(
     "One row per unit of the line, per replication: time in states over the whole horizon.",
     _RUN_KEY
     + (
-        _c("unit", "VARCHAR", "unit name"),
-        _c("kind", "VARCHAR", "`ald`, `buffer`, `furnace` or `qc`"),
-        _c("busy_h", "DOUBLE", "processing hours"),
-        _c("setup_h", "DOUBLE", "setup hours"),
-        _c("down_h", "DOUBLE", "breakdown hours"),
-        _c("pm_h", "DOUBLE", "preventive maintenance hours"),
+        _c("unit", "VARCHAR", "unit name: `ALD1..`, `F1..`, QC stations `QC1..`"),
+        _c("kind", "VARCHAR", "`ald`, `furnace` or `qc`"),
+        _c("busy_h", "DOUBLE", "productive hours (loading, processing, unloading, testing)"),
+        _c("setup_h", "DOUBLE", "setup hours (purge, setpoint change)"),
+        _c("down_h", "DOUBLE", "unscheduled down hours (failure and repair)"),
+        _c("pm_h", "DOUBLE", "scheduled down hours (preventive maintenance, planned shutdown)"),
         _c("blocked_h", "DOUBLE", "hours blocked by a full downstream buffer"),
-        _c("batches", "INTEGER", "batches processed"),
+        _c("standby_h", "DOUBLE", "idle hours (starved or waiting for the policy)"),
+        _c("unstaffed_h", "DOUBLE", "hours of work waiting for an operator"),
+        _c("batches", "INTEGER", "batches (lots for ALD, tests for QC) processed"),
+    ),
+)
+
+STATES = Table(
+    "states",
+    "Equipment state intervals per unit (SEMI E10 categories, docs/equipment-states.md); they sum to the horizon.",
+    _RUN_KEY
+    + (
+        _c("unit", "VARCHAR", "unit name"),
+        _c(
+            "state",
+            "VARCHAR",
+            "productive, setup, standby, blocked, scheduled_down, unscheduled_down, unstaffed",
+        ),
+        _c("start_h", "DOUBLE", "interval start"),
+        _c("end_h", "DOUBLE", "interval end"),
     ),
 )
 
@@ -215,10 +233,10 @@ KPI_SUMMARY = Table(
     ),
 )
 
-TABLES: tuple[Table, ...] = (META, STUDIES, RUNS, LOTS, BATCHES, EVENTS, UNITS, KPIS, KPI_SUMMARY)
+TABLES: tuple[Table, ...] = (META, STUDIES, RUNS, LOTS, BATCHES, EVENTS, UNITS, STATES, KPIS, KPI_SUMMARY)
 """Every table of the run history, in creation order."""
 
-TRACE_TABLES: tuple[str, ...] = ("events", "lots", "batches", "units")
+TRACE_TABLES: tuple[str, ...] = ("events", "lots", "batches", "units", "states")
 """Tables filled from `Trace.tables()`, one block of rows per replication."""
 
 

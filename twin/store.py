@@ -225,11 +225,15 @@ class Store:
             self._insert("kpis", kpis, run_id)
             self._insert("kpi_summary", summary, run_id)
             con.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             try:
                 con.execute("ROLLBACK")
             except duckdb.Error:
                 pass
+            if isinstance(exc, duckdb.Error):
+                raise TwinError(
+                    f"cannot store the run in {self.path} (nothing was written): {_one_line(exc)}"
+                ) from exc
             raise
         return run_id
 
