@@ -169,6 +169,14 @@ class CappedSession(InternalSession):
             raise ServiceError(ua.StatusCodes.BadTooManySubscriptions)
         return await super().create_subscription(params, callback, request_callback=request_callback)
 
+    def activate_session(self, params: Any, peer_certificate: bytes | None) -> Any:
+        # asyncua 2.1.0 opens a None channel for any client (discovery needs it) and then lets it create and
+        # activate a session even when no None endpoint is offered: refuse that here.
+        if not peer_certificate and getattr(self.iserver, "require_secure_channel", False):
+            _log.warning("refusing session of %s on an unsecured channel", self.name)
+            raise ServiceError(ua.StatusCodes.BadSecurityModeRejected)
+        return super().activate_session(params, peer_certificate)
+
 
 class CappedInternalServer(InternalServer):
     """InternalServer with guarded writes and caps on sessions per client host and in total.
@@ -185,6 +193,7 @@ class CappedInternalServer(InternalServer):
         self.max_sessions = max_sessions
         self.max_subscriptions_per_session = max_subscriptions_per_session
         self.max_subscriptions = max_sessions * max_subscriptions_per_session
+        self.require_secure_channel = False  # set when no None endpoint is offered
 
     def create_session(self, name: Any, user: User = _ANONYMOUS, external: bool = False) -> Any:
         if not external:

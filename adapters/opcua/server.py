@@ -150,6 +150,7 @@ class PlantServer:
     # -- setup -----------------------------------------------------------------------------------------
     async def start(self) -> None:
         cfg = self.cfg
+        _check_listen(self.host, self.port, self.endpoint)
         users = security.load_users(cfg.users_file) if cfg.users_file else {}
         iserver = security.CappedInternalServer(
             security.PasswordUserManager(users, cfg.allow_anonymous),
@@ -163,6 +164,7 @@ class PlantServer:
         server.set_server_name("ALD + mild-anneal line (virtual plant)")
         await server.set_application_uri(cfg.application_uri)
         server.set_security_policy([SECURITY_MODES[m] for m in cfg.security], security.NoAdminRuleset())
+        iserver.require_secure_channel = "None" not in cfg.security
         tokens: list[type] = [ua.UserNameIdentityToken] if users else []
         if cfg.allow_anonymous:
             tokens.append(ua.AnonymousIdentityToken)
@@ -182,7 +184,6 @@ class PlantServer:
         attr.on_write = self._on_write
         self._evgen = await server.get_event_generator(self.nodes.event_type, self.nodes.plant)
         self._unit_nodes = {u: ua.NodeId(f"Plant.{u}", self.nodes.idx) for u in self.view.kinds}
-        _check_listen(self.host, self.port, self.endpoint)
         try:
             await server.start()
         except OSError as exc:
