@@ -171,3 +171,52 @@ class AcmeProcess:
 
 if __name__ == "__main__":
     asyncio.run(serve(int(sys.argv[1]), int(sys.argv[2])))
+
+
+class AcmeThread:
+    """The ACME server on its own event loop in a thread (for CLI subprocess tests); `read(name)` reads a value."""
+
+    def __init__(self, pad: int = 2, ticking: bool = True) -> None:
+        import threading
+
+        self.port = free_port()
+        self.pad, self.ticking = pad, ticking
+        self.acme: Acme | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self.acme = await build_acme(self.port, self.pad)
+        async with self.acme.server:
+            self._ready.set()
+            while not self._stop.is_set():
+                if self.ticking:
+                    await tick(self.acme)
+                await asyncio.sleep(TICK_S)
+
+    def call(self, coro_fn, *args):
+        """Run `coro_fn(acme, *args)` on the server's loop and return its result."""
+        assert self._loop is not None
+        fut = asyncio.run_coroutine_threadsafe(coro_fn(self.acme, *args), self._loop)
+        return fut.result(10)
+
+    def read(self, name: str):
+        async def rd(a: Acme):
+            return (await a.server.get_node(a.nodes[name]).read_data_value()).Value.Value
+
+        return self.call(rd)
+
+    def __enter__(self) -> AcmeThread:
+        self._thread.start()
+        if not self._ready.wait(20):
+            raise RuntimeError("ACME server did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)

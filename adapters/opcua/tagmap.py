@@ -398,13 +398,13 @@ def value_ok(sig: Signal, value: Any) -> str:
 # -- discovery -------------------------------------------------------------------------------------------------
 
 _GUESS = {
-    "state": "state", "status": "state", "lotid": "lot_id", "lotids": "lot_ids", "batchid": "batch_id",
+    "state": "state", "status": "state", "lotid": "lot_id", "lot": "lot_id", "lots": "lot_ids", "lotids": "lot_ids", "batchid": "batch_id",
     "temperature_c": "temperature_c", "temperature": "temperature_c", "temp": "temperature_c",
     "setpoint_c": "setpoint_c", "setpoint": "setpoint_c", "atmosphere": "atmosphere",
     "o2flow_slpm": "o2_flow_slpm", "cyclecount": "cycle_count", "count": "count", "lastlotid": "last_lot_id",
     "lastverdict": "last_verdict",
 }  # fmt: skip
-_KIND_GUESS = (("ald", "ald"), ("buf", "buffer"), ("furn", "furnace"), ("oven", "furnace"), ("qc", "qc"),
+_KIND_GUESS = (("ald", "ald"), ("coat", "ald"), ("buf", "buffer"), ("furn", "furnace"), ("oven", "furnace"), ("qc", "qc"),
                ("f", "furnace"), ("line", "line"))  # fmt: skip
 
 
