@@ -92,7 +92,7 @@ def check_tagmap(tags: str | os.PathLike[str], endpoint: str, options: Any = Non
             client = await connect(endpoint, options or MirrorOptions())
         except OpcUaUserError:
             raise
-        except (Exception, asyncio.TimeoutError) as exc:  # noqa: BLE001
+        except (TimeoutError, Exception) as exc:  # noqa: BLE001
             raise OpcUaUserError(f"cannot connect to {endpoint}: {_reason(exc)}") from None
         try:
             return await resolve(client, tm, check_types=True)
@@ -115,7 +115,7 @@ def discover_tagmap(endpoint: str, root: str = "/Objects", options: Any = None) 
             client = await connect(endpoint, options or MirrorOptions())
         except OpcUaUserError:
             raise
-        except (Exception, asyncio.TimeoutError) as exc:  # noqa: BLE001
+        except (TimeoutError, Exception) as exc:  # noqa: BLE001
             raise OpcUaUserError(f"cannot connect to {endpoint}: {_reason(exc)}") from None
         try:
             try:
