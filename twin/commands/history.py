@@ -61,21 +61,24 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
-def kpi_table(summary: pa.Table, title: str | None = None) -> Table:
-    """Rich table of a KPI summary: mean, 95 % CI half-width and bounds, n."""
+def kpi_table(summary: pa.Table, title: str | None = None, bounds: bool | None = None) -> Table:
+    """Rich table of a KPI summary: mean, 95 % CI half-width, n; and the CI bounds when `bounds` (default: when
+    the terminal is at least 100 columns wide)."""
     from rich.table import Table
 
+    if bounds is None:
+        bounds = console().width >= 100
     t = Table(title=title, title_justify="left")
     width = max([len(k) for k in summary.column("kpi").to_pylist()] + [3])
     t.add_column("KPI", no_wrap=True, min_width=width)
     t.add_column("unit", no_wrap=True)
-    for col in ("mean", "± 95 % CI", "CI low", "CI high", "n"):
+    cols = ("mean", "± 95 % CI", "CI low", "CI high", "n") if bounds else ("mean", "± 95 % CI", "n")
+    for col in cols:
         t.add_column(col, justify="right", no_wrap=True)
     for r in summary.to_pylist():
         half = (r["ci_high"] - r["mean"]) if r["ci_high"] is not None and r["mean"] is not None else None
-        t.add_row(
-            r["kpi"], r["unit"], fmt(r["mean"]), fmt(half), fmt(r["ci_low"]), fmt(r["ci_high"]), str(r["n"])
-        )
+        cells = [fmt(r["mean"]), fmt(half)] + ([fmt(r["ci_low"]), fmt(r["ci_high"])] if bounds else [])
+        t.add_row(r["kpi"], r["unit"], *cells, str(r["n"]))
     return t
 
 
