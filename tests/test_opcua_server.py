@@ -383,3 +383,20 @@ def test_one_line_errors_for_bad_endpoint_missing_certificate_and_busy_port(scen
         port = s.getsockname()[1]
         with pytest.raises(TwinError, match=f"port {port} is already in use"):
             ServerThread(ServeConfig(scenario, endpoint=f"opc.tcp://127.0.0.1:{port}")).start()
+
+
+def test_cli_cert_and_user_add_as_documented(tmp_path):
+    from conftest import run_twin  # the real CLI in a subprocess
+
+    from adapters.opcua.security import load_users, verify_password
+
+    out = run_twin("plant", "cert", "--out", "pki", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "pki" / "server_cert.der").stat().st_size > 500
+    assert (tmp_path / "pki" / "server_key.pem").read_text().startswith("-----BEGIN")
+    out = run_twin("plant", "user", "add", "users.yaml", "operator", "--password", "pw-1", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    users = load_users(tmp_path / "users.yaml")
+    assert verify_password("pw-1", users["operator"]) and not verify_password("pw-2", users["operator"])
+    out = run_twin("plant", "serve", "missing.yaml", cwd=tmp_path)
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == ["error: missing.yaml: file not found"]
