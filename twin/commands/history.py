@@ -197,6 +197,8 @@ def sql(
         raise TwinError(f"--format must be table, csv, json or parquet, not {format!r}")
     if fmt_name == "parquet" and output is None:
         raise TwinError("--format parquet needs --output FILE")
+    if fmt_name == "table" and output is not None:
+        raise TwinError("--output needs --format csv, json or parquet")
     tbl = api.query(query, db=db)
     if fmt_name == "table":
         out = console()
@@ -204,8 +206,6 @@ def sql(
         more = tbl.num_rows - limit
         note = f" ({more} more not shown; use --limit or --format csv --output FILE)" if more > 0 else ""
         console(stderr=True).print(f"{tbl.num_rows} rows{note}")
-        if output is not None:
-            raise TwinError("--output needs --format csv, json or parquet")
         return
     _write_result(tbl, fmt_name, output)
 
