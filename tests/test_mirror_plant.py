@@ -215,3 +215,33 @@ def test_soft_sensor_matches_the_model_for_each_batch(mirrored: dict) -> None:
     assert worst["x_d"] < 0.005 and worst["bonding"] < 0.005
     assert worst["dmix"] < 0.03 and worst["rl"] < 0.01 and worst["wait"] < 0.05
     assert not math.isnan(sum(worst.values()))
+
+
+def test_mirrored_state_is_the_model_state_and_the_forecast_starts_from_it(mirrored: dict) -> None:
+    from twin.live import forecast as fc
+
+    line, tm = mirrored["line"], mirrored["tm"]
+    kinds = {u: x.kind for u, x in tm.units.items()}
+    state = fc.load_state(mirrored["db"], kinds, tm.time_scale, tm.name)
+    got = {k: sorted(v, key=int) for k, v in state.by_place().items()}
+    wip = [lot for lot in line.trace.lots if lot.status == "wip"]
+    in_ald = sorted(
+        str(lot.lot_id) for lot in wip if not math.isnan(lot.ald_start_h) and math.isnan(lot.ald_end_h)
+    )
+    in_buffer = sorted((str(lot.lot_id) for lot in line.buffer.queue), key=int)
+    in_furnace = sorted(
+        (str(lot.lot_id) for lot in wip if not math.isnan(lot.anneal_start_h) and lot.anneals == 0), key=int
+    )
+    assert got["ald"] == in_ald and got["buffer"] == in_buffer and got["furnace"] == in_furnace
+    assert sum(len(v) for v in got.values()) == len(wip) >= 5
+    sc = Scenario.model_validate(yaml.safe_load(SCENARIO))
+    f1 = fc.forecast(sc, state, hours=12.0, replications=3, seed=5)
+    f2 = fc.forecast(sc, state, hours=12.0, replications=3, seed=5)
+    assert f1.kpis == f2.kpis
+    assert (
+        f1.kpis["furnace_starts"][0] >= 1 and f1.kpis["lots_out_good"][0] + f1.kpis["lots_scrapped"][0] >= 4
+    )
+    text = fc.render(f1)
+    assert text.splitlines()[0].endswith(
+        f"ald {len(in_ald)}, buffer {len(in_buffer)}, furnace {len(in_furnace)}, qc 0"
+    )

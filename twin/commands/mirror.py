@@ -177,12 +177,13 @@ def forecast(
     hours: Annotated[float, typer.Option(help="hours to forecast")] = 24.0,
     replications: Annotated[int, typer.Option("--replications", "-n", help="replications")] = 10,
     seed: Annotated[int, typer.Option(help="base seed")] = 1,
-    source: Annotated[str | None, typer.Option(help="tag map name of the mirrored plant (default: the only one)")] = None,
+    tags: Annotated[Path, typer.Option(help="tag map the plant was mirrored with (units, time scale)", show_default=False)] = Path("tags.yaml"),
 ) -> None:  # fmt: skip
     """Forecast the next hours from the mirrored state: output, queue, furnace starts, lots at risk (95 % CI)."""
+    from twin import live
     from twin.live import forecast as fc
     from twin.scenario import load_scenario
 
     sc = load_scenario(scenario)
-    res = fc.forecast_from_db(db, sc, hours, replications, seed, source)
+    res = fc.forecast_from_db(db, sc, live.load_tagmap(tags), hours, replications, seed)
     typer.echo(fc.render(res))

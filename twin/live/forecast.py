@@ -1,0 +1,285 @@
+"""Forecast from now: read the mirrored state (lots in reactors with their elapsed time, buffer contents with their
+wait so far, furnace batches in progress, lots in QC) from plant_events, start the line model from it and run
+it forward for N replications; expected output, queue, furnace starts and lots at risk of the residual-Li spec.
+
+The line model has no public initial-state hook yet, so the state is injected into a fresh `plant.line.Line`
+before it runs (see `seed_line`); `docs/mirror.md` describes the hook that would replace this.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from plant import physics
+from plant.line import Line
+from plant.lot import Lot
+from twin.errors import TwinError
+
+LOT_ID_BASE = 1_000_000  # mirrored lots get ids from here; new arrivals count from 0
+
+
+@dataclass
+class MirroredLot:
+    lot: str
+    where: str  # ald, buffer, furnace, qc
+    unit: str
+    elapsed_h: float  # in the unit (ALD, furnace) or waiting since ALD end (buffer, QC)
+    batch: str | None = None
+    anneals: int = 0
+
+
+@dataclass
+class PlantState:
+    """The mirrored WIP at `now` (plant hours measured with the tag map's time scale)."""
+
+    now: datetime
+    lots: list[MirroredLot] = field(default_factory=list)
+
+    def by_place(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {"ald": [], "buffer": [], "furnace": [], "qc": []}
+        for m in self.lots:
+            out[m.where].append(m.lot)
+        return out
+
+
+def state_from_events(
+    events: list[tuple], kinds: dict[str, str], now: datetime, time_scale: float
+) -> PlantState:
+    """WIP from derived plant events (t, kind, unit, lot_id, batch_id) in time order; QC verdicts from the QC
+    unit's last_lot_id are not needed: a lot leaves QC when the QC unit reports it (lot_out) or a verdict event."""
+    h = 3600.0 / time_scale
+    where: dict[str, tuple[str, str, datetime, str | None, int]] = {}
+    anneals: dict[str, int] = {}
+    for t, kind, unit, lot, batch in events:
+        ukind = kinds.get(unit or "", "")
+        if kind == "lot_in" and lot is not None:
+            if ukind == "ald":
+                where[lot] = ("ald", unit, t, None, 0)
+            elif ukind == "furnace":
+                where[lot] = ("furnace", unit, t, batch, anneals.get(lot, 0))
+        elif kind == "lot_out" and lot is not None:
+            if ukind == "ald":
+                where[lot] = ("buffer", "BUF", t, None, 0)
+            elif ukind == "furnace" and lot in where:
+                anneals[lot] = anneals.get(lot, 0) + 1
+                where[lot] = ("qc", "QC", t, batch, anneals[lot])
+        elif kind in ("pass", "scrap") and lot is not None:
+            where.pop(lot, None)
+        elif kind == "rework" and lot is not None and lot in where:
+            where[lot] = ("buffer", "BUF", t, None, anneals.get(lot, 1))
+    st = PlantState(now)
+    for lot, (place, unit, t, batch, n) in where.items():
+        st.lots.append(MirroredLot(lot, place, unit, (now - t).total_seconds() / h, batch, n))
+    return st
+
+
+def load_state(
+    db: str | os.PathLike[str], kinds: dict[str, str], time_scale: float, source: str | None = None
+) -> PlantState:
+    """The mirrored state from a database written by `twin mirror` (derived events plus QC verdict events)."""
+    import duckdb
+
+    try:
+        con = duckdb.connect(str(db), read_only=True)
+    except duckdb.Error as exc:
+        raise TwinError(f"cannot open database {db}: {str(exc).splitlines()[0]}") from None
+    try:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        if "plant_events" not in tables:
+            raise TwinError(f"database {db} has no plant_events (run `twin mirror` first)")
+        sources = [r[0] for r in con.execute("SELECT DISTINCT source FROM plant_events").fetchall()]
+        if source is None:
+            if len(sources) != 1:
+                raise TwinError(f"database {db} holds plants {sources}; choose one with --source")
+            source = sources[0]
+        elif source not in sources:
+            raise TwinError(f"database {db} has no plant {source!r} (has {sources})")
+        now = con.execute("SELECT max(source_ts) FROM telemetry WHERE source = ?", [source]).fetchall()[0][0]
+        rows = con.execute(
+            """SELECT t, kind, unit, lot_id, batch_id FROM plant_events
+               WHERE source = ? AND ((origin = 'derived' AND kind IN ('lot_in', 'lot_out'))
+                                     OR (origin = 'server' AND kind IN ('pass', 'scrap', 'rework')))
+               ORDER BY t, CASE kind WHEN 'lot_out' THEN 0 ELSE 1 END""",
+            [source],
+        ).fetchall()
+    finally:
+        con.close()
+    if now is None:
+        raise TwinError(f"database {db} has no telemetry for plant {source!r}")
+    return state_from_events(rows, kinds, now, time_scale)
+
+
+# -- starting the line model from the state ----------------------------------------------------------------
+
+
+def _lot(line: Line, m: MirroredLot, i: int, recipe: str, mass_kg: float) -> Lot:
+    lot = Lot(LOT_ID_BASE + i, recipe, mass_kg, -m.elapsed_h)
+    lot.noise = (0.0,) * 8
+    return lot
+
+
+def seed_line(line: Line, state: PlantState, recipe: str | None = None) -> dict[int, str]:
+    """Inject the mirrored WIP into a fresh Line before `run()`; returns model lot id -> mirrored lot id.
+
+    ALD: the lot is first in the reactor queue with its remaining share of the nominal time; buffer: coated lot
+    that has waited `elapsed_h` (exposure clock started in the past); furnace: a batch process that finishes the
+    remaining cycle, anneals with the recipe's dose and hands the lots to QC; QC: annealed lots queued for test.
+    """
+    sc, env, qp = line.scenario, line.env, line.qp
+    recipe = recipe or sc.arrivals.recipe
+    mass = float(sc.arrivals.mass_kg)
+    coat = sc.coating
+    ids: dict[int, str] = {}
+    furnaces = {f.name: f for f in line.furnaces}
+    batches: dict[str, list[tuple[Lot, MirroredLot]]] = {}
+    for i, m in enumerate(sorted(state.lots, key=lambda m: (-m.elapsed_h, m.lot))):
+        lot = _lot(line, m, i, recipe, mass)
+        ids[lot.lot_id] = m.lot
+        line.trace.lots.append(lot)
+        if m.where == "ald":
+            nominal = sc.ald.nominal_batch_h(coat.cycles)
+            lot.ald_factor = max(0.0, 1.0 - m.elapsed_h / nominal) if nominal > 0 else 0.0
+            line.ald_queue.put(lot)
+            continue
+        lot.coating = physics.new_coating(coat.material, coat.cycles, qp, 0.0)
+        lot.ald_end_h = lot.exposed_since_h = -m.elapsed_h
+        if m.where == "buffer":
+            if m.anneals:
+                lot.rework = True
+                lot.anneals = m.anneals
+                physics.anneal(lot.coating, line.dose(recipe), sc.recipes[recipe].atmosphere, qp)
+            else:
+                line.buffer.free_slots -= 1
+            line.buffer.add(lot)
+        elif m.where == "furnace":
+            batches.setdefault(m.unit, []).append((lot, m))
+        elif m.where == "qc":
+            physics.anneal(lot.coating, line.dose(recipe), sc.recipes[recipe].atmosphere, qp)
+            lot.anneals = max(1, m.anneals)
+            line.qc.submit(lot)
+    for unit, members in batches.items():
+        f = furnaces.get(unit)
+        if f is None:
+            continue
+        f.idle = False
+        env.process(_finish_batch(line, f, members, recipe))
+    return ids
+
+
+def _finish_batch(line: Line, furnace: Any, members: list[tuple[Lot, MirroredLot]], recipe: str):
+    env, qp, r = line.env, line.qp, line.recipes[recipe]
+    dose = line.dose(recipe)
+    cfg = furnace.cfg
+    elapsed = max(m.elapsed_h for _, m in members)
+    furnace.recipe, furnace.setpoint_c, furnace.atmosphere = recipe, r.setpoint_c, r.atmosphere
+    remaining = max(0.0, cfg.load_h + dose.duration_h + cfg.unload_h - elapsed)
+    for lot, m in members:
+        physics.wait(
+            lot.coating, max(0.0, m.elapsed_h - elapsed) + 0.0, line.buffer.rh_pct, line.buffer.temp_c, qp
+        )
+        lot.anneal_start_h = -elapsed
+    yield env.timeout(remaining)
+    for lot, _ in members:
+        physics.anneal(lot.coating, dose, r.atmosphere, qp)
+        lot.anneals += 1
+        lot.anneal_end_h = env.now
+        line.trace.event(env.now, "batch_end", furnace.name, lot.lot_id, -1)
+        line.qc.submit(lot)
+    furnace.idle = True
+    line.dispatcher.notify()
+
+
+# -- the forecast ------------------------------------------------------------------------------------------
+
+
+KPIS = ("lots_out_good", "lots_scrapped", "good_kg", "furnace_starts", "buffer_end", "rl_at_risk")
+
+
+def run_from_state(
+    scenario: Any, state: PlantState, hours: float, seed: int, replication: int
+) -> dict[str, Any]:
+    """One replication started from the mirrored state; KPIs plus the mirrored lots at risk."""
+    sc = scenario.model_copy(update={"horizon_h": float(hours), "warmup_h": 0.0})
+    line = Line(sc, seed, replication)
+    ids = seed_line(line, state)
+    line.run()
+    good = [lot for lot in line.trace.lots if lot.status == "good"]
+    scrap = [lot for lot in line.trace.lots if lot.status == "scrap"]
+    at_risk = sorted(ids[lot.lot_id] for lot in scrap if lot.reason == "residual_li" and lot.lot_id in ids)
+    return {
+        "lots_out_good": float(len(good)),
+        "lots_scrapped": float(len(scrap)),
+        "good_kg": float(sum(lot.mass_kg for lot in good)),
+        "furnace_starts": float(len(line.trace.batches) + 0),
+        "buffer_end": float(len(line.buffer.queue)),
+        "rl_at_risk": float(len(at_risk)),
+        "at_risk_lots": at_risk,
+    }
+
+
+@dataclass
+class Forecast:
+    hours: float
+    replications: int
+    state: PlantState
+    kpis: dict[str, tuple[float, float, float]]  # mean, ci_low, ci_high
+    risk: dict[str, float]  # mirrored lot -> share of replications in which it broke the residual-Li spec
+
+
+def forecast(scenario: Any, state: PlantState, hours: float, replications: int, seed: int = 1) -> Forecast:
+    """N replications from the same state (common seeds), 95 % Student-t intervals."""
+    from scipy import stats as sps
+
+    if replications < 1 or not hours > 0:
+        raise TwinError("--replications must be >= 1 and --hours > 0")
+    runs = [run_from_state(scenario, state, hours, seed, r) for r in range(replications)]
+    out = {}
+    for k in KPIS:
+        a = np.array([r[k] for r in runs])
+        mean = float(a.mean())
+        if len(a) > 1:
+            half = float(sps.t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / math.sqrt(len(a)))
+        else:
+            half = math.nan
+        out[k] = (mean, mean - half, mean + half)
+    risk: dict[str, float] = {}
+    for r in runs:
+        for lot in r["at_risk_lots"]:
+            risk[lot] = risk.get(lot, 0.0) + 1.0 / replications
+    return Forecast(hours, replications, state, out, risk)
+
+
+def forecast_from_db(
+    db: str | os.PathLike[str], scenario: Any, tagmap: Any, hours: float, replications: int, seed: int = 1
+) -> Forecast:
+    """`twin forecast`: the state mirrored into `db` by `tagmap` (units, time scale), parameters from `scenario`."""
+    kinds = {u: unit.kind for u, unit in tagmap.units.items()}
+    state = load_state(db, kinds, tagmap.time_scale, tagmap.name)
+    return forecast(scenario, state, hours, replications, seed)
+
+
+def render(f: Forecast) -> str:
+    """Plain-text table of a forecast."""
+    places = f.state.by_place()
+    lines = [
+        f"state at {f.state.now:%Y-%m-%d %H:%M:%S} UTC: "
+        + ", ".join(f"{k} {len(v)}" for k, v in places.items()),
+        f"next {f.hours:g} h, {f.replications} replications (95 % CI):",
+    ]
+    for k, (mean, lo, hi) in f.kpis.items():
+        ci = "" if math.isnan(lo) else f"  [{lo:.2f}, {hi:.2f}]"
+        lines.append(f"  {k:<16} {mean:8.2f}{ci}")
+    if f.risk:
+        worst = sorted(f.risk.items(), key=lambda kv: -kv[1])[:10]
+        lines.append(
+            "lots at risk of the residual-Li spec: " + ", ".join(f"{lot} ({p:.0%})" for lot, p in worst)
+        )
+    else:
+        lines.append("lots at risk of the residual-Li spec: none")
+    return "\n".join(lines)
