@@ -38,26 +38,16 @@ _register_commands()
 
 
 def main() -> None:
-    """Entry point of the `twin` console script."""
+    """Entry point of the `twin` console script.
+
+    Typer's standalone mode renders usage errors (missing argument, bad option value) as a short usage message
+    and exit code 2; a TwinError raised by a command ends in one line `error: ...` and exit code 2.
+    """
     try:
-        rc = app(standalone_mode=False)
-        if isinstance(rc, int) and rc:
-            sys.exit(rc)
+        app()
     except TwinError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            print("aborted", file=sys.stderr)
-            sys.exit(130)
-        raise
