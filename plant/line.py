@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import math
+from types import SimpleNamespace
 from typing import Any
 
 import simpy
@@ -46,7 +47,7 @@ class Line:
         self.recipes = scenario.recipes
         self.calendar = Calendar(getattr(scenario, "calendar", None), self.horizon_h)
         self.qp = scenario.quality_params()
-        self._doses: dict[str, physics.AnnealDose] = {}
+        self._doses: dict[tuple[float, float, float, float], physics.AnnealDose] = {}
         self._batch_ids = 0
         pol = scenario.furnaces.policy
         self.policy = POLICIES[pol.name](**pol.options())
@@ -60,20 +61,30 @@ class Line:
     # -- helpers used by the units ---------------------------------------------------------------------
     def dose(self, recipe_name: str) -> physics.AnnealDose:
         """The anneal dose of a recipe's nominal profile (computed once per recipe)."""
-        dose = self._doses.get(recipe_name)
+        return self.dose_of(self.recipes[recipe_name])
+
+    def dose_of(self, recipe: Any) -> physics.AnnealDose:
+        """The anneal dose of a recipe-like object (setpoint_c, ramp_c_per_min, soak_h, cool_c_per_min)."""
+        key = (recipe.setpoint_c, recipe.ramp_c_per_min, recipe.soak_h, recipe.cool_c_per_min)
+        dose = self._doses.get(key)
         if dose is None:
-            r = self.recipes[recipe_name]
             f = self.scenario.furnaces
             t_h, temp_c = physics.recipe_profile(
-                r.setpoint_c,
-                r.ramp_c_per_min,
-                r.soak_h,
-                r.cool_c_per_min,
-                start_c=f.start_c,
-                unload_c=f.unload_c,
-            )
-            dose = self._doses[recipe_name] = physics.anneal_dose(t_h, temp_c, self.qp)
+                recipe.setpoint_c, recipe.ramp_c_per_min, recipe.soak_h, recipe.cool_c_per_min,
+                start_c=f.start_c, unload_c=f.unload_c,
+            )  # fmt: skip
+            dose = self._doses[key] = physics.anneal_dose(t_h, temp_c, self.qp)
         return dose
+
+    def recipe_for(self, recipe_name: str, setpoint_c: float | None = None) -> Any:
+        """The recipe, or a copy of it at another setpoint (an operator's override)."""
+        recipe = self.recipes[recipe_name]
+        if setpoint_c is None or setpoint_c == recipe.setpoint_c:
+            return recipe
+        return SimpleNamespace(
+            setpoint_c=float(setpoint_c), ramp_c_per_min=recipe.ramp_c_per_min, soak_h=recipe.soak_h,
+            atmosphere=recipe.atmosphere, cool_c_per_min=recipe.cool_c_per_min,
+        )  # fmt: skip
 
     def new_batch_id(self) -> int:
         self._batch_ids += 1

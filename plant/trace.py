@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 EVENT_KINDS = (
     "arrive", "ald_start", "ald_end", "buffer_in", "buffer_out", "blocked_start", "blocked_end",
-    "setup_start", "setup_end", "batch_start", "batch_end", "qc_start", "qc_end", "pass", "rework", "scrap",
+    "load_start", "setup_start", "setup_end", "batch_start", "batch_end", "qc_start", "qc_end", "pass", "rework", "scrap",
     "down", "up", "pm_start", "pm_end",
 )  # fmt: skip
 

@@ -171,3 +171,27 @@ def test_rework_reanneals_once():
     assert len(reworked) > 10
     assert (reworked.rework_batch_id > reworked.batch_id).all()
     assert not reworked.first_pass.any()
+
+
+def test_operator_hold_and_setpoint_override():
+    sc = scenario(horizon_h=300.0, ald={"time_distribution": "fixed", "mtbf_h": None})
+    line = Line(sc, seed=2)
+    line.reactors[0].hold(True)
+    line.furnaces[1].setpoint_override = 420.0
+    tabs = line.run().tables()
+    lots, b = tabs["lots"].to_pandas(), tabs["batches"].to_pandas()
+    assert "ALD1" not in set(lots.ald_unit) and {"ALD2", "ALD3"} <= set(lots.ald_unit)
+    assert set(b.setpoint_c[b.furnace == "F2"]) == {420.0} and set(b.setpoint_c[b.furnace == "F1"]) == {400.0}
+    states = tabs["states"].to_pandas()
+    held = states[(states.unit == "ALD1")]
+    assert set(held.state) == {"scheduled_down"}
+    # releasing the hold resumes work
+    line = Line(sc, seed=2)
+    r = line.reactors[0]
+    r.hold(True)
+    line.start()
+    line.env.run(until=100.0)
+    r.hold(False)
+    line.env.run(until=200.0)
+    starts = [e for e in line.trace.events if e[1] == "ald_start" and e[2] == "ALD1"]
+    assert starts and min(e[0] for e in starts) >= 100.0

@@ -367,6 +367,10 @@ def test_authenticated_write_to_setpoint_is_accepted_read_only_refused(secure_pl
     held, code = asyncio.run(go())
     assert held is True
     assert code == ua.StatusCodes.BadNotWritable
+    # the writes reach the line: F2 anneals its next batches at 410 °C, ALD1 takes no new lot
+    line = secure_plant.plant.line
+    assert {f.name: f.setpoint_override for f in line.furnaces}["F2"] == 410.0
+    assert [r.name for r in line.reactors if r.held] == ["ALD1"]
 
 
 def test_one_line_errors_for_bad_endpoint_missing_certificate_and_busy_port(scenario, tmp_path):

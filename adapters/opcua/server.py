@@ -198,7 +198,17 @@ class PlantServer:
     async def _on_write(self, nodeid: ua.NodeId, dv: ua.DataValue) -> None:
         assert self.nodes is not None
         unit, tag = self.nodes.writable[nodeid]
-        self.view.set_external(unit, tag, dv.Value.Value if dv.Value is not None else None)
+        value = dv.Value.Value if dv.Value is not None else None
+        self.view.set_external(unit, tag, value)
+        # act on the line: a furnace setpoint applies from its next batch, a hold stops a reactor after its batch
+        if tag == "Setpoint_C" and value is not None:
+            for f in self.line.furnaces:
+                if f.name == unit:
+                    f.setpoint_override = float(value)
+        elif tag == "Hold":
+            for r in self.line.reactors:
+                if r.name == unit:
+                    r.hold(bool(value))
 
     # -- publishing ------------------------------------------------------------------------------------
     async def _publish(self, items: list[tuple]) -> None:

@@ -28,9 +28,17 @@ class AldReactor(Unit):
         self.unload_h = cfg.unload_h
         self.pm_every = cfg.pm_every_batches
         self.pm_dur_h = cfg.pm_h
+        self.held = False
+        self._release = None
         self.init_failures(
             cfg.mtbf_h, cfg.mttr_h, cfg.failure_clock, line.streams.draws("failures", "exponential", 0, index)
         )
+
+    def hold(self, on: bool) -> None:
+        """Operator hold: a held reactor finishes its current batch and takes no new lot until released."""
+        self.held = bool(on)
+        if not self.held and self._release is not None and not self._release.triggered:
+            self._release.succeed()
 
     def run(self, first=None):
         """The reactor's process. `first` = (lot, elapsed_h): a lot already inside at time 0 (forecasts)."""
@@ -47,6 +55,11 @@ class AldReactor(Unit):
                 lot.ald_start_h = env.now - elapsed
             else:
                 elapsed = 0.0
+                while self.held:
+                    self.to(env.now, "scheduled_down")
+                    self._release = env.event()
+                    yield self._release
+                    self.to(env.now, "standby")
                 lot = yield queue.get()
                 if not staffed:
                     yield from self.wait_ready(staff=True)

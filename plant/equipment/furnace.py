@@ -36,6 +36,9 @@ class Furnace(Unit):
         self.setpoint_c: float | None = None
         self.atmosphere: str | None = None
         self.idle = True
+        self.setpoint_override: float | None = (
+            None  # an operator's setpoint for the next batches (OPC UA write)
+        )
         self.setups = 0
         self.init_failures(
             cfg.mtbf_h, cfg.mttr_h, cfg.failure_clock, line.streams.draws("failures", "exponential", 1, index)
@@ -61,8 +64,9 @@ class Furnace(Unit):
         line, cfg = self.line, self.cfg
         env, trace, name = line.env, line.trace, self.name
         recipe_name = lots[0].recipe
-        recipe = line.recipes[recipe_name]
+        recipe = line.recipe_for(recipe_name, self.setpoint_override)
         batch_id = line.new_batch_id()
+        trace.event(env.now, "load_start", name, -1, batch_id)
         load_start = env.now - elapsed_h - cfg.load_h
         setup = 0.0
         staffed = line.calendar.always_staffed and not line.calendar.shutdowns
@@ -105,7 +109,7 @@ class Furnace(Unit):
                 lot.rework_batch_id = batch_id
                 rework_lots += 1
             trace.event(start, "batch_start", name, lot.lot_id, batch_id)
-        dose = line.dose(recipe_name)
+        dose = line.dose_of(recipe)
         cycle_h = dose.duration_h
         self.to(env.now, "productive")
         yield env.timeout(max(0.0, cycle_h - elapsed_h))
