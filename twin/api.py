@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ __all__ = [
     "query",
     "run_scenario",
     "with_overrides",
+    "kpis_with_warmup",
+    "run_to_precision",
 ]
 
 PathLike = str | os.PathLike[str]
@@ -91,6 +94,65 @@ def run_scenario(
         with open_store(db) as store:
             store_run(store, result)
     return result
+
+
+def run_to_precision(
+    scenario: Any,
+    target_rel_half_width: float,
+    kpi: str = "good_kg_per_h",
+    min_replications: int = 5,
+    max_replications: int = 100,
+    seed: int | None = None,
+    db: PathLike | None = None,
+    progress: Progress | None = None,
+) -> tuple[RunResult, Any]:
+    """Add replications until the 95 % interval of `kpi` has a relative half-width <= the target (or the max).
+
+    Returns the run (stored in `db` if given) and the PrecisionResult (n, mean, half-width, reached)."""
+    from twin.precision import replications_for_precision
+    from twin.runner import collect, simulate_replication
+
+    if isinstance(scenario, str | os.PathLike):
+        scenario = load_scenario(scenario)
+    if not 0 < target_rel_half_width < 1:
+        raise TwinError(f"--precision must be a fraction in (0, 1), e.g. 0.02, got {target_rel_half_width:g}")
+    if not 2 <= min_replications <= max_replications:
+        raise TwinError(f"need 2 <= min replications ({min_replications}) <= max ({max_replications})")
+    if db is not None:
+        open_store(db).close()
+    base_seed = int(scenario.seed if seed is None else seed)
+    results = []
+    t0 = time.perf_counter()
+
+    def sample(r: int) -> float:
+        rep = simulate_replication(scenario, base_seed, r)
+        if kpi not in rep.kpis:
+            names = ", ".join(sorted(rep.kpis))
+            raise TwinError(f"--kpi {kpi!r} is not a KPI of this run; choose one of: {names}")
+        results.append(rep)
+        if progress is not None:
+            progress(len(results), max_replications)
+        return rep.kpis[kpi]
+
+    precision = replications_for_precision(sample, target_rel_half_width, min_replications, max_replications)
+    result = collect(scenario, base_seed, results, time.perf_counter() - t0)
+    if db is not None:
+        with open_store(db) as store:
+            store_run(store, result)
+    return result, precision
+
+
+def kpis_with_warmup(run_id: int | str, warmup_h: float, db: PathLike = DEFAULT_DB) -> pa.Table:
+    """A stored run's KPI summary recomputed with another warm-up, from its stored tables (nothing re-run)."""
+    from twin import stats
+    from twin.runner import recompute_kpis
+    from twin.scenario import Scenario
+
+    with Store(db, read_only=True) as store:
+        run = store.run(run_id)
+        tables = store.run_tables(run_id)
+    scenario = Scenario.model_validate_json(run["scenario_json"])
+    return stats.summarize(recompute_kpis(scenario, tables, float(warmup_h)))
 
 
 def query(sql: str, db: PathLike = DEFAULT_DB) -> pa.Table:

@@ -100,7 +100,32 @@ def simulate_replication(scenario: Any, seed: int, replication: int) -> Replicat
     trace = Line(scenario, seed=seed, replication=replication).run()
     tables = trace.tables()
     kpis = stats.replication_kpis(tables, warmup_h=scenario.warmup_h, horizon_h=scenario.horizon_h)
+    kpis.update(stats.equipment_kpis(tables, scenario))
     return ReplicationResult(replication, seed, tables, kpis, time.perf_counter() - t0)
+
+
+def recompute_kpis(scenario: Any, tables: dict[str, pa.Table], warmup_h: float) -> list[dict[str, float]]:
+    """KPIs of every replication of a stored run with another warm-up (no re-run): `tables` as stored, with a
+    `replication` column; the run's scenario gives the horizon and the units' nominal times."""
+    import pyarrow.compute as pc
+
+    if not 0 <= warmup_h < scenario.horizon_h:
+        from twin.errors import TwinError
+
+        raise TwinError(f"--warmup must be in [0, {scenario.horizon_h:g}) h, got {warmup_h:g}")
+    reps = sorted(set(tables["lots"]["replication"].to_pylist()))
+    out = []
+    for r in reps:
+        part = {
+            name: t.filter(pc.equal(t["replication"], r))
+            for name, t in tables.items()
+            if "replication" in t.column_names
+        }
+        k = stats.replication_kpis(part, warmup_h=warmup_h, horizon_h=scenario.horizon_h)
+        if "states" in part and part["states"].num_rows:
+            k.update(stats.equipment_kpis(part, scenario, warmup_h))
+        out.append(k)
+    return out
 
 
 def collect(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -80,11 +81,47 @@ SCRAP_PREFIX = "scrap_rate_"
 _UNITS = {d.name: d.unit for d in KPI_DEFINITIONS}
 
 
+EQUIPMENT_PREFIXES = ("oee_", "bottleneck_share_")
+"""Per-unit KPIs: `oee_<unit>` (availability x performance x quality) and `bottleneck_share_<unit>` (share of the
+window during which the unit is the momentary bottleneck), for each ALD reactor and furnace; `oee_qc` and
+`bottleneck_share_qc` for the QC stations together; `oee_ald_mean` and `oee_furnace_mean` (see twin/oee.py)."""
+
+
 def kpi_unit(name: str) -> str:
-    """The unit of a KPI name (including the dynamic `scrap_rate_<reason>` ones)."""
-    if name.startswith(SCRAP_PREFIX) and name not in _UNITS:
+    """The unit of a KPI name (including the dynamic `scrap_rate_<reason>` and per-unit ones)."""
+    if name in _UNITS:
+        return _UNITS[name]
+    if name.startswith(SCRAP_PREFIX) or name.startswith(EQUIPMENT_PREFIXES):
         return "fraction"
-    return _UNITS.get(name, "")
+    return ""
+
+
+def equipment_kpis(
+    tables: Mapping[str, pa.Table], scenario: Any, warmup_h: float | None = None
+) -> dict[str, float]:
+    """OEE and bottleneck share per ALD reactor and furnace, QC stations pooled, from the `states` table."""
+    from twin.oee import unit_oee
+
+    o = unit_oee(dict(tables), scenario, warmup_h)
+    k: dict[str, float] = {}
+    by_kind: dict[str, list[float]] = {}
+    qc_share = 0.0
+    for unit, kind, oee, share in zip(
+        o["unit"].to_pylist(), o["kind"].to_pylist(), o["oee"].to_pylist(), o["bottleneck_share"].to_pylist()
+    ):
+        by_kind.setdefault(kind, []).append(oee)
+        if kind == "qc":
+            qc_share += share
+        else:
+            k[f"oee_{unit}"] = oee
+            k[f"bottleneck_share_{unit}"] = share
+    for kind in ("ald", "furnace"):
+        if by_kind.get(kind):
+            k[f"oee_{kind}_mean"] = float(np.nanmean(by_kind[kind]))
+    if by_kind.get("qc"):
+        k["oee_qc"] = float(np.nanmean(by_kind["qc"]))
+        k["bottleneck_share_qc"] = qc_share
+    return k
 
 
 def reason_slug(reason: object) -> str:

@@ -151,13 +151,20 @@ def runs_list(
 def runs_show(
     run_id: Annotated[str, typer.Argument(metavar="RUN", help="run id (see `twin runs list`)")],
     db: Annotated[Path, DB_OPTION] = Path("twin.duckdb"),
+    warmup: Annotated[
+        float | None,
+        typer.Option(
+            help="recompute the KPIs from the stored tables with this warm-up (hours); nothing is re-run"
+        ),
+    ] = None,
 ) -> None:
     """Show one run: its settings, row counts per table, and its KPI summary."""
+    from twin import api
     from twin.store import Store
 
     with Store(db, read_only=True) as store:
         run = store.run(run_id)
-        summary = store.summary(run_id)
+        summary = store.summary(run_id) if warmup is None else None
         counts = {
             name: store.query(f"SELECT count(*) FROM {name} WHERE run_id = ?", [run["run_id"]])
             .column(0)[0]
@@ -178,6 +185,11 @@ def runs_show(
         f"code {run['code_version']}"
     )
     out.print("rows: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if warmup is not None:
+        summary = api.kpis_with_warmup(run_id, warmup, db)
+        out.print(
+            f"KPIs recomputed with a warm-up of {warmup:g} h (stored with the run: {run['warmup_h']:g} h)"
+        )
     out.print(kpi_table(summary))
 
 

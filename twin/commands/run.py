@@ -24,8 +24,15 @@ def run(
     hours: Annotated[float | None, typer.Option(help="simulated hours per replication (default: the scenario's horizon_h)")] = None,
     warmup: Annotated[float | None, typer.Option(help="warm-up hours excluded from KPIs (default: the scenario's warmup_h)")] = None,
     db: Annotated[Path, typer.Option(help=DB_HELP)] = Path("twin.duckdb"),
+    precision: Annotated[float | None, typer.Option(help="add replications until the 95 % CI of --kpi has this relative half-width (e.g. 0.02)")] = None,
+    kpi: Annotated[str, typer.Option(help="KPI that --precision applies to")] = "good_kg_per_h",
+    max_replications: Annotated[int, typer.Option(help="upper bound on replications with --precision")] = 100,
+    profile: Annotated[Path | None, typer.Option(help="write a cProfile file of the run (read with `python -m pstats FILE`)")] = None,
 ) -> None:  # fmt: skip
-    """Run a scenario's replications, print KPI means with 95 % confidence intervals, store the run."""
+    """Run a scenario's replications, print KPI means with 95 % confidence intervals, store the run.
+
+    With --precision, replications are added (at least --replications, default 5) until the KPI's 95 %
+    interval is narrow enough or --max-replications is reached."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from twin import api
@@ -34,6 +41,30 @@ def run(
     n = replications if replications is not None else sc.replications
     if n < 1:
         raise TwinError(f"--replications must be at least 1, got {n}")
+    reached = None
+    if precision is not None:
+        min_n = replications if replications is not None else 5
+        n = max_replications
+
+        def simulate(progress):
+            nonlocal reached
+            result, reached = api.run_to_precision(
+                sc, precision, kpi, min_n, max_replications, seed=seed, db=db, progress=progress
+            )
+            return result
+    else:
+
+        def simulate(progress):
+            return api.run_scenario(sc, replications=n, seed=seed, db=db, progress=progress)
+
+    if profile is not None:
+        from twin.profiling import profile_to
+
+        plain = simulate
+
+        def simulate(progress):
+            return profile_to(profile, plain, progress)
+
     err = console(stderr=True)
     if err.is_terminal:
         with Progress(
@@ -45,13 +76,7 @@ def run(
             transient=True,
         ) as bar:
             task = bar.add_task(f"{sc.name}: replications", total=n)
-            result = api.run_scenario(
-                sc,
-                replications=n,
-                seed=seed,
-                db=db,
-                progress=lambda done, total: bar.update(task, completed=done),
-            )
+            result = simulate(lambda done, total: bar.update(task, completed=done))
     else:  # logs and pipes: a plain line after the first replication, then at most every 10 s
         last = [0.0]
 
@@ -61,7 +86,8 @@ def run(
                 last[0] = now
                 print(f"{sc.name}: {done}/{total} replications", file=sys.stderr, flush=True)
 
-        result = api.run_scenario(sc, replications=n, seed=seed, db=db, progress=log)
+        result = simulate(log)
+    n = len(result.replications)
     out = console()
     out.print(
         kpi_table(
@@ -71,6 +97,14 @@ def run(
     )
     wall = f"{result.wall_s:.1f} s" if math.isfinite(result.wall_s) else "?"
     out.print(f"run {result.run_id} stored in {db} ({wall}); see `twin runs show {result.run_id} --db {db}`")
+    if reached is not None:
+        verdict = "reached" if reached.reached else "NOT reached (raise --max-replications)"
+        out.print(
+            f"precision on {kpi}: relative half-width {reached.rel_half_width:.2%} after {reached.n} replications, "
+            f"target {precision:.2%} {verdict}"
+        )
+    if profile is not None:
+        out.print(f"profile written to {profile} (`python -m pstats {profile}`)")
 
 
 def register(app: typer.Typer) -> None:
