@@ -351,3 +351,18 @@ def welch(
     ax.set_title(title, fontsize=10, loc="left")
     fig.tight_layout()
     return to_svg(fig, salt)
+
+
+def equipment(units: Sequence[str], oee: Sequence[float], share: Sequence[float], title: str,
+              salt: str = "equipment") -> str:  # fmt: skip
+    """OEE and bottleneck share per unit, side by side bars."""
+    fig, ax = _fig(9.0, 3.2)
+    x = np.arange(len(units))
+    ax.bar(x - 0.2, oee, width=0.4, label="OEE", color="#4c78a8")
+    ax.bar(x + 0.2, share, width=0.4, label="bottleneck share", color="#e45756")
+    ax.set_xticks(x, list(units))
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("fraction")
+    ax.set_title(title)
+    ax.legend(loc="upper right", fontsize=8)
+    return to_svg(fig, salt)

@@ -31,6 +31,7 @@ SECTIONS = (
     ("recipe-effects", "Yield and resistance against setpoint and soak time"),
     ("pareto", "Throughput against yield"),
     ("warmup", "Warm-up (Welch plot)"),
+    ("equipment", "Equipment: OEE and bottleneck"),
 )
 """(section id, heading) of every section, in page order."""
 
@@ -494,6 +495,36 @@ details{margin:.5em 0} summary{cursor:pointer;color:#335}
 """
 
 
+def equipment_section(run: ScenarioRun) -> Section:
+    """OEE (availability x performance x quality) and active-period bottleneck share per unit (twin/oee.py)."""
+    units = sorted(
+        (k.removeprefix("oee_") for k in run.summary if k.startswith("oee_") and not k.endswith("_mean")),
+        key=plots._natural,
+    )
+    if not units:
+        return Section("equipment", dict(SECTIONS)["equipment"], _note("This run has no equipment KPIs."))
+    oee = [_f(run.summary[f"oee_{u}"].get("mean")) for u in units]
+    share = [_f(run.summary.get(f"bottleneck_share_{u}", {}).get("mean", 0.0)) for u in units]
+    best = units[int(np.nanargmax(share))] if share else ""
+    rows = "".join(
+        f"<tr><th>{html.escape(u)}</th><td>{_fmt(o)}</td><td>{_fmt(b)}</td></tr>"
+        for u, o, b in zip(units, oee, share)
+    )
+    table = (
+        '<table class="kpi"><thead><tr><th>unit</th><th>OEE</th><th>bottleneck share</th></tr></thead>'
+        f"<tbody>{rows}</tbody></table>"
+    )
+    svg = plots.equipment(units, oee, share, f"OEE and bottleneck share, {run.name}")
+    text = (
+        f"Bottleneck: {best} (the unit with the longest current active period for the largest share of the "
+        "window, Roser's active-period method). OEE = availability x performance x quality; `qc` pools the QC "
+        "stations. Means over replications."
+    )
+    return Section(
+        "equipment", dict(SECTIONS)["equipment"], f"<p>{html.escape(text)}</p>" + _figure(svg, "") + table
+    )
+
+
 def render(t: ReportTarget, sections: list[Section], db_path: str, build_s: float) -> str:
     """The HTML page."""
     title = f"Twin report: {t.label}"
@@ -532,6 +563,7 @@ def build_report(store: Any, target: str) -> tuple[str, ReportTarget]:
         recipe_section(t),
         pareto_section(t),
         warmup_section(t.focus, data),
+        equipment_section(t.focus),
     ]
     return render(t, sections, str(store.path), time.perf_counter() - t0), t
 
