@@ -16,7 +16,7 @@ class LotAt:
     mass_kg: float = 120.0
     elapsed_h: float = 0.0  # in a reactor: since ALD start; in the buffer: since ALD end (its wait so far)
     wait_h: float = 0.0  # in a furnace: hours it waited between ALD and heating (its wet exposure)
-    reworked: bool = False
+    anneals: int = 0  # anneals already done (1 for a rework lot back in the buffer, or a lot in QC)
 
 
 @dataclass(slots=True)
@@ -36,15 +36,17 @@ class BatchAt:
 
 @dataclass(slots=True)
 class InitialState:
-    """What is in the line at time 0. Lots queued before ALD go in `ald_queue`."""
+    """What is in the line at time 0. Lots queued before ALD go in `ald_queue`; annealed lots waiting for or in
+    their QC test go in `qc` (their `elapsed_h` counts from the end of ALD)."""
 
     ald_queue: list[LotAt] = field(default_factory=list)
     reactors: list[ReactorAt] = field(default_factory=list)
     buffer: list[LotAt] = field(default_factory=list)
     furnaces: list[BatchAt] = field(default_factory=list)
+    qc: list[LotAt] = field(default_factory=list)
 
     def lot_ids(self) -> list[int]:
-        ids = [lot.lot_id for lot in (*self.ald_queue, *self.buffer)]
+        ids = [lot.lot_id for lot in (*self.ald_queue, *self.buffer, *self.qc)]
         ids += [r.lot.lot_id for r in self.reactors]
         ids += [lot.lot_id for b in self.furnaces for lot in b.lots]
         return ids

@@ -156,38 +156,62 @@ class Line:
 
     # -- run -------------------------------------------------------------------------------------------
     def _inject(self, state: InitialState) -> dict[str, tuple[Lot, float]]:
-        """Place the lots of a starting state (nominal thickness, no lot noise); returns the reactors' first lots."""
+        """Place the lots of a starting state (nominal thickness, no lot noise); returns the reactors' first lots.
+
+        Lots that were annealed before time 0 (rework lots in the buffer, lots in QC) get their earlier anneals
+        with the nominal profile of their recipe."""
         coat, qp = self.scenario.coating, self.qp
 
         def lot_of(spec) -> Lot:
             lot = Lot(spec.lot_id, spec.recipe, spec.mass_kg, 0.0)
             lot.ald_factor = 1.0
-            lot.rework = spec.reworked
             self.trace.lots.append(lot)
             return lot
 
-        def coated(lot: Lot, ald_end_h: float) -> Lot:
+        def coated(lot: Lot, ald_end_h: float, anneals: int = 0) -> Lot:
             lot.ald_end_h = lot.exposed_since_h = lot.release_h = ald_end_h
             lot.coating = physics.new_coating(coat.material, coat.cycles, qp, 0.0)
             lot.precursor_mol = physics.precursor_mol(coat.material, coat.cycles, lot.mass_kg, qp)
+            for _ in range(anneals):
+                physics.anneal(lot.coating, self.dose(lot.recipe), self.recipes[lot.recipe].atmosphere, qp)
+            lot.anneals = anneals
+            lot.rework = anneals > 0
             return lot
 
         for spec in state.ald_queue:
             self.ald_queue.put(lot_of(spec))
-        first = {r.unit: (lot_of(r.lot), r.lot.elapsed_h) for r in state.reactors}
+        # units named in the state but unknown to the scenario (another plant's names) take the free ones in order
+        names = [r.name for r in self.reactors]
+        free = [n for n in names if n not in {r.unit for r in state.reactors}]
+        first: dict[str, tuple[Lot, float]] = {}
+        for r in state.reactors:
+            unit = r.unit if r.unit in names and r.unit not in first else (free.pop(0) if free else None)
+            if unit is None:
+                self.ald_queue.put(lot_of(r.lot))  # more lots in reactors than the scenario has reactors
+            else:
+                first[unit] = (lot_of(r.lot), r.lot.elapsed_h)
         for spec in state.buffer:
-            lot = coated(lot_of(spec), -spec.elapsed_h)
+            lot = coated(lot_of(spec), -spec.elapsed_h, spec.anneals)
             if not lot.rework:
                 self.buffer.free_slots -= 1
             self.buffer.add(lot)
         furnaces = {f.name: f for f in self.furnaces}
+        spare = [f for f in self.furnaces if f.name not in {b.unit for b in state.furnaces}]
         for b in state.furnaces:
-            lots = [coated(lot_of(spec), -b.elapsed_h - spec.wait_h) for spec in b.lots]
-            for lot, spec in zip(lots, b.lots):
-                lot.anneals = 1 if spec.reworked else 0
-            f = furnaces[b.unit]
+            lots = [coated(lot_of(spec), -b.elapsed_h - spec.wait_h, spec.anneals) for spec in b.lots]
+            f = furnaces.get(b.unit)
+            if f is None or not f.idle:
+                f = spare.pop(0) if spare else None
+            if f is None:  # more batches than furnaces: the lots wait in the buffer
+                for lot in lots:
+                    self.buffer.add(lot)
+                continue
             f.idle = False
             self.env.process(f.run_batch(lots, "initial", elapsed_h=b.elapsed_h))
+        for spec in state.qc:
+            lot = coated(lot_of(spec), -spec.elapsed_h, max(1, spec.anneals))
+            lot.rework = spec.anneals > 1
+            self.qc.submit(lot)
         return first
 
     def start(self) -> None:

@@ -31,3 +31,14 @@ def test_lots_in_the_line_at_time_zero_finish_first_and_on_time():
     # every injected lot is finished by the horizon; new arrivals get fresh ids
     assert set(lots.loc[[10, 11, 12, 13, 14], "status"]) <= {"good", "scrap"}
     assert lots.index.max() == 15 and lots.loc[15, "release_h"] == 0.0
+
+
+def test_rework_lots_and_lots_in_qc_carry_their_earlier_anneals():
+    sc = scenario(horizon_h=50.0, arrivals={"kind": "takt", "takt_h": 1000.0})
+    state = InitialState(
+        buffer=[LotAt(1, "r400", elapsed_h=1.0, anneals=1)], qc=[LotAt(2, "r400", elapsed_h=20.0)]
+    )
+    lots = Line(sc, seed=1, initial=state).run().tables()["lots"].to_pandas().set_index("lot_id")
+    assert lots.loc[1, "anneals"] == 2 and not lots.loc[1, "first_pass"]
+    assert lots.loc[2, "anneals"] == 1 and lots.loc[2, "qc_end_h"] == pytest.approx(sc.qc.test_h)
+    assert lots.loc[2, "status"] == "good"

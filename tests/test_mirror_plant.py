@@ -245,3 +245,29 @@ def test_mirrored_state_is_the_model_state_and_the_forecast_starts_from_it(mirro
     assert text.splitlines()[0].endswith(
         f"ald {len(in_ald)}, buffer {len(in_buffer)}, furnace {len(in_furnace)}, qc 0"
     )
+
+
+def test_forecast_resumes_the_furnace_batches_where_the_plant_model_has_them(mirrored: dict) -> None:
+    """The forecast's model, started from the mirrored state, ends the batches in progress when the served model
+    itself (run on from the same moment) ends them."""
+    from plant.line import Line
+    from twin.live import forecast as fc
+
+    line, tm = mirrored["line"], mirrored["tm"]
+    kinds = {u: x.kind for u, x in tm.units.items()}
+    state = fc.load_state(mirrored["db"], kinds, tm.time_scale, tm.name)
+    in_furnace = {m.lot for m in state.lots if m.where == "furnace"}
+    if not in_furnace:
+        pytest.skip("no batch in progress when the mirror stopped")
+    sc = Scenario.model_validate(yaml.safe_load(SCENARIO))
+    init, ids = fc.initial_state(state, sc.arrivals.recipe, float(sc.arrivals.mass_kg))
+    forecast_line = Line(sc.model_copy(update={"horizon_h": 24.0, "warmup_h": 0.0}), 5, 0, initial=init)
+    forecast_line.run()
+    now = line.env.now
+    line.env.run(until=now + 24.0)  # the served model, run on from where the server stopped
+    model_end = {
+        str(lot.lot_id): lot.anneal_end_h - now for lot in line.trace.lots if str(lot.lot_id) in in_furnace
+    }
+    fc_end = {ids[lot.lot_id]: lot.anneal_end_h for lot in forecast_line.trace.lots if lot.lot_id in ids}
+    for lot_id, end in model_end.items():
+        assert fc_end[lot_id] == pytest.approx(end, abs=0.3), lot_id

@@ -2,8 +2,7 @@
 wait so far, furnace batches in progress, lots in QC) from plant_events, start the line model from it and run
 it forward for N replications; expected output, queue, furnace starts and lots at risk of the residual-Li spec.
 
-The line model has no public initial-state hook yet, so the state is injected into a fresh `plant.line.Line`
-before it runs (see `seed_line`); `docs/mirror.md` describes the hook that would replace this.
+The state is handed to the line model as a `plant.initial.InitialState` (`Line(..., initial=...)`).
 """
 
 from __future__ import annotations
@@ -16,9 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from plant import physics
+from plant.initial import BatchAt, InitialState, LotAt, ReactorAt
 from plant.line import Line
-from plant.lot import Lot
 from twin.errors import TwinError
 
 LOT_ID_BASE = 1_000_000  # mirrored lots get ids from here; new arrivals count from 0
@@ -118,81 +116,34 @@ def load_state(
 # -- starting the line model from the state ----------------------------------------------------------------
 
 
-def _lot(line: Line, m: MirroredLot, i: int, recipe: str, mass_kg: float) -> Lot:
-    lot = Lot(LOT_ID_BASE + i, recipe, mass_kg, -m.elapsed_h)
-    lot.noise = (0.0,) * 8
-    return lot
+def initial_state(state: PlantState, recipe: str, mass_kg: float) -> tuple[InitialState, dict[int, str]]:
+    """The mirrored WIP as the line model's starting state; returns it and model lot id -> mirrored lot id.
 
-
-def seed_line(line: Line, state: PlantState, recipe: str | None = None) -> dict[int, str]:
-    """Inject the mirrored WIP into a fresh Line before `run()`; returns model lot id -> mirrored lot id.
-
-    ALD: the lot is first in the reactor queue with its remaining share of the nominal time; buffer: coated lot
-    that has waited `elapsed_h` (exposure clock started in the past); furnace: a batch process that finishes the
-    remaining cycle, anneals with the recipe's dose and hands the lots to QC; QC: annealed lots queued for test.
-    """
-    sc, env, qp = line.scenario, line.env, line.qp
-    recipe = recipe or sc.arrivals.recipe
-    mass = float(sc.arrivals.mass_kg)
-    coat = sc.coating
+    Mirrored lots get ids from LOT_ID_BASE (new arrivals count from there on), the scenario's recipe and lot
+    mass, nominal quality. ALD: elapsed time in the reactor; buffer and QC: hours since the end of ALD; furnace:
+    hours since heating started (the longest of its lots), each lot's wait before it as its exposure."""
+    init = InitialState()
     ids: dict[int, str] = {}
-    furnaces = {f.name: f for f in line.furnaces}
-    batches: dict[str, list[tuple[Lot, MirroredLot]]] = {}
+    batches: dict[str, list[MirroredLot]] = {}
     for i, m in enumerate(sorted(state.lots, key=lambda m: (-m.elapsed_h, m.lot))):
-        lot = _lot(line, m, i, recipe, mass)
-        ids[lot.lot_id] = m.lot
-        line.trace.lots.append(lot)
+        lot_id = LOT_ID_BASE + i
+        ids[lot_id] = m.lot
+        if m.where == "furnace":
+            batches.setdefault(m.unit, []).append(m)
+            continue
+        at = LotAt(lot_id, recipe, mass_kg, elapsed_h=m.elapsed_h, anneals=m.anneals)
         if m.where == "ald":
-            nominal = sc.ald.nominal_batch_h(coat.cycles)
-            lot.ald_factor = max(0.0, 1.0 - m.elapsed_h / nominal) if nominal > 0 else 0.0
-            line.ald_queue.put(lot)
-            continue
-        lot.coating = physics.new_coating(coat.material, coat.cycles, qp, 0.0)
-        lot.ald_end_h = lot.exposed_since_h = -m.elapsed_h
-        if m.where == "buffer":
-            if m.anneals:
-                lot.rework = True
-                lot.anneals = m.anneals
-                physics.anneal(lot.coating, line.dose(recipe), sc.recipes[recipe].atmosphere, qp)
-            else:
-                line.buffer.free_slots -= 1
-            line.buffer.add(lot)
-        elif m.where == "furnace":
-            batches.setdefault(m.unit, []).append((lot, m))
+            init.reactors.append(ReactorAt(m.unit, at))
+        elif m.where == "buffer":
+            init.buffer.append(at)
         elif m.where == "qc":
-            physics.anneal(lot.coating, line.dose(recipe), sc.recipes[recipe].atmosphere, qp)
-            lot.anneals = max(1, m.anneals)
-            line.qc.submit(lot)
+            init.qc.append(at)
+    by_lot = {v: k for k, v in ids.items()}
     for unit, members in batches.items():
-        f = furnaces.get(unit)
-        if f is None:
-            continue
-        f.idle = False
-        env.process(_finish_batch(line, f, members, recipe))
-    return ids
-
-
-def _finish_batch(line: Line, furnace: Any, members: list[tuple[Lot, MirroredLot]], recipe: str):
-    env, qp, r = line.env, line.qp, line.recipes[recipe]
-    dose = line.dose(recipe)
-    cfg = furnace.cfg
-    elapsed = max(m.elapsed_h for _, m in members)
-    furnace.recipe, furnace.setpoint_c, furnace.atmosphere = recipe, r.setpoint_c, r.atmosphere
-    remaining = max(0.0, cfg.load_h + dose.duration_h + cfg.unload_h - elapsed)
-    for lot, m in members:
-        physics.wait(
-            lot.coating, max(0.0, m.elapsed_h - elapsed) + 0.0, line.buffer.rh_pct, line.buffer.temp_c, qp
-        )
-        lot.anneal_start_h = -elapsed
-    yield env.timeout(remaining)
-    for lot, _ in members:
-        physics.anneal(lot.coating, dose, r.atmosphere, qp)
-        lot.anneals += 1
-        lot.anneal_end_h = env.now
-        line.trace.event(env.now, "batch_end", furnace.name, lot.lot_id, -1)
-        line.qc.submit(lot)
-    furnace.idle = True
-    line.dispatcher.notify()
+        elapsed = max(m.elapsed_h for m in members)
+        lots = [LotAt(by_lot[m.lot], recipe, mass_kg, wait_h=0.0, anneals=m.anneals) for m in members]
+        init.furnaces.append(BatchAt(unit, recipe, lots, elapsed))
+    return init, ids
 
 
 # -- the forecast ------------------------------------------------------------------------------------------
@@ -206,8 +157,8 @@ def run_from_state(
 ) -> dict[str, Any]:
     """One replication started from the mirrored state; KPIs plus the mirrored lots at risk."""
     sc = scenario.model_copy(update={"horizon_h": float(hours), "warmup_h": 0.0})
-    line = Line(sc, seed, replication)
-    ids = seed_line(line, state)
+    init, ids = initial_state(state, sc.arrivals.recipe, float(sc.arrivals.mass_kg))
+    line = Line(sc, seed, replication, initial=init)
     line.run()
     good = [lot for lot in line.trace.lots if lot.status == "good"]
     scrap = [lot for lot in line.trace.lots if lot.status == "scrap"]
