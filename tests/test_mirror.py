@@ -1,6 +1,6 @@
 """Mirror tests on a vendor-style asyncua server (tests/test_mirror_servers.py): its own layout and renumbered
 namespaces through its own tag map, bad values flagged, missing nodes named, derived and server events,
-the write guard, and the `twin tagmap` / `twin mirror` / `twin plant-write` commands.
+the write guard, and the `twin tagmap` / `twin mirror` / `twin plant write` commands.
 """
 
 from __future__ import annotations
@@ -226,18 +226,18 @@ def test_no_write_reaches_the_server_without_allow_write(tmp_path: Path) -> None
     db = tmp_path / "w.duckdb"
     with AcmeThread(pad=3, ticking=False) as srv:
         url = f"opc.tcp://127.0.0.1:{srv.port}"
-        r = run_twin("plant-write", url, "OVEN_A.setpoint_c", "380", "--tags", str(tags), "--db", str(db))
+        r = run_twin("plant", "write", url, "OVEN_A.setpoint_c", "380", "--tags", str(tags), "--db", str(db))
         assert r.returncode == 2
         assert r.stderr.strip() == (
             "error: refusing to write OVEN_A.setpoint_c: the mirror is read-only unless --allow-write is given"
         )
         assert srv.read("SP") == 400.0
-        r = run_twin("plant-write", url, "OVEN_A.temperature_c", "380", "--tags", str(tags), "--allow-write")
+        r = run_twin("plant", "write", url, "OVEN_A.temperature_c", "380", "--tags", str(tags), "--allow-write")
         assert r.returncode == 2 and "not marked writable" in r.stderr
-        r = run_twin("plant-write", url, "OVEN_A.setpoint_c", "900", "--tags", str(tags), "--allow-write")
+        r = run_twin("plant", "write", url, "OVEN_A.setpoint_c", "900", "--tags", str(tags), "--allow-write")
         assert r.returncode == 2 and "outside the map's range [0.0, 700.0]" in r.stderr
         assert srv.read("SP") == 400.0
-        r = run_twin("plant-write", url, "OVEN_A.setpoint_c", "380", "--tags", str(tags), "--allow-write",
+        r = run_twin("plant", "write", url, "OVEN_A.setpoint_c", "380", "--tags", str(tags), "--allow-write",
                      "--db", str(db))  # fmt: skip
         assert r.returncode == 0, r.stderr
         assert "wrote OVEN_A.setpoint_c: 400.0 -> 380.0" in r.stdout

@@ -16,12 +16,12 @@ import pytest
 from asyncua import Client, ua
 
 from adapters.opcua.address_space import NAMESPACE_URI
+from adapters.opcua.errors import OpcUaUserError
 from adapters.opcua.line_view import LOT_MOVES, STATES, TAGS
 from adapters.opcua.security import add_user, make_certificate
 from adapters.opcua.server import ServeConfig, ServerThread, check_config
 from plant import physics
 from plant.line import Line
-from twin.errors import TwinError
 from twin.scenario import scenario_from_dict
 
 SEED = 11
@@ -374,18 +374,18 @@ def test_authenticated_write_to_setpoint_is_accepted_read_only_refused(secure_pl
 
 
 def test_one_line_errors_for_bad_endpoint_missing_certificate_and_busy_port(scenario, tmp_path):
-    with pytest.raises(TwinError, match="bad endpoint URL 'http://x:4840'"):
+    with pytest.raises(OpcUaUserError, match="bad endpoint URL 'http://x:4840'"):
         check_config(ServeConfig(scenario, endpoint="http://x:4840"))
-    with pytest.raises(TwinError, match="port must be a number"):
+    with pytest.raises(OpcUaUserError, match="port must be a number"):
         check_config(ServeConfig(scenario, endpoint="opc.tcp://127.0.0.1:70000"))
     missing = tmp_path / "nope.der"
-    with pytest.raises(TwinError, match=f"certificate file not found: {missing}"):
+    with pytest.raises(OpcUaUserError, match=f"certificate file not found: {missing}"):
         check_config(ServeConfig(scenario, security=("Sign",), cert=missing, key=tmp_path / "k.pem"))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        with pytest.raises(TwinError, match=f"port {port} is already in use"):
+        with pytest.raises(OpcUaUserError, match=f"port {port} is already in use"):
             ServerThread(ServeConfig(scenario, endpoint=f"opc.tcp://127.0.0.1:{port}")).start()
 
 

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from twin.errors import TwinError
+from twin.errors import user_error_types
 
 app = typer.Typer(
     name="twin",
@@ -41,13 +41,14 @@ def main() -> None:
     """Entry point of the `twin` console script.
 
     Typer's standalone mode renders usage errors (missing argument, bad option value) as a short usage message
-    and exit code 2; a TwinError raised by a command ends in one line `error: ...` and exit code 2.
+    and exit code 2; a TwinError (or an adapter's user error) raised by a command ends in one line
+    `error: ...` and exit code 2.
     """
     try:
         app()
-    except TwinError as exc:
+    except user_error_types() as exc:
         print(f"error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+        sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)

@@ -8,3 +8,10 @@ class TwinError(Exception):
     """
 
     exit_code = 2
+
+
+def user_error_types() -> tuple[type[Exception], ...]:
+    """Every exception type whose message is a one-line user error: TwinError and the adapters' own."""
+    from adapters.opcua.errors import OpcUaUserError
+
+    return (TwinError, OpcUaUserError)

@@ -22,7 +22,7 @@ from asyncua.server.internal_server import InternalServer
 from asyncua.server.internal_session import InternalSession, SessionState
 from asyncua.server.user_managers import UserManager
 
-from twin.errors import TwinError
+from adapters.opcua.errors import OpcUaUserError
 
 _log = logging.getLogger(__name__)
 _ADMIN = User(role=UserRole.Admin)
@@ -55,20 +55,22 @@ def verify_password(password: str, stored: str) -> bool:
 
 
 def load_users(path: str | Path) -> dict[str, str]:
-    """Read a users file (YAML mapping user name -> hash from `hash_password`); TwinError naming the problem."""
+    """Read a users file (YAML mapping user name -> hash from `hash_password`); OpcUaUserError naming the problem."""
     p = Path(path)
     if not p.is_file():
-        raise TwinError(f"users file not found: {p}")
+        raise OpcUaUserError(f"users file not found: {p}")
     try:
         data = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise TwinError(f"{p}: YAML syntax error: {str(exc).splitlines()[0]}") from None
+        raise OpcUaUserError(f"{p}: YAML syntax error: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
-        raise TwinError(f"{p}: a users file must map user names to password hashes")
+        raise OpcUaUserError(f"{p}: a users file must map user names to password hashes")
     users: dict[str, str] = {}
     for name, stored in data.items():
         if not isinstance(stored, str) or not stored.startswith("scrypt$") or stored.count("$") != 5:
-            raise TwinError(f"{p}: user {name!r}: not a password hash (make one with `twin plant user add`)")
+            raise OpcUaUserError(
+                f"{p}: user {name!r}: not a password hash (make one with `twin plant user add`)"
+            )
         users[str(name)] = stored
     return users
 
@@ -78,7 +80,7 @@ def add_user(path: str | Path, name: str, password: str) -> None:
     p = Path(path)
     users = load_users(p) if p.exists() else {}
     if not name or any(c.isspace() for c in name):
-        raise TwinError(f"user name must be non-empty without spaces, got {name!r}")
+        raise OpcUaUserError(f"user name must be non-empty without spaces, got {name!r}")
     users[name] = hash_password(password)
     p.write_text(yaml.safe_dump(users, sort_keys=True))
     os.chmod(p, 0o600)
@@ -217,7 +219,7 @@ async def trust_list_validator(trust_dir: str | Path) -> Any:
 
     d = Path(trust_dir)
     if not d.is_dir():
-        raise TwinError(f"trust list directory not found: {d}")
+        raise OpcUaUserError(f"trust list directory not found: {d}")
     store = TrustStore([d], [])
     await store.load()
     opts = CertificateValidatorOptions.TRUSTED_VALIDATION | CertificateValidatorOptions.PEER_CLIENT

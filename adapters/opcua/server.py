@@ -24,9 +24,9 @@ from asyncua import Server, ua
 from adapters.opcua import security
 from adapters.opcua.address_space import PlantNodes, build
 from adapters.opcua.clock import SimClock
+from adapters.opcua.errors import OpcUaUserError
 from adapters.opcua.line_view import LineView
 from plant.line import Line
-from twin.errors import TwinError
 
 _log = logging.getLogger(__name__)
 
@@ -73,16 +73,16 @@ class ServeConfig:
 
 
 def parse_endpoint(url: str) -> tuple[str, int, str]:
-    """(host, port, normalised URL) of an opc.tcp endpoint; TwinError naming the URL when it is not one."""
+    """(host, port, normalised URL) of an opc.tcp endpoint; OpcUaUserError naming the URL when it is not one."""
     u = urlparse(url)
     if u.scheme != "opc.tcp":
-        raise TwinError(f"bad endpoint URL {url!r}: must look like opc.tcp://HOST:PORT")
+        raise OpcUaUserError(f"bad endpoint URL {url!r}: must look like opc.tcp://HOST:PORT")
     try:
         port = u.port
     except ValueError:
-        raise TwinError(f"bad endpoint URL {url!r}: the port must be a number 0-65535") from None
+        raise OpcUaUserError(f"bad endpoint URL {url!r}: the port must be a number 0-65535") from None
     if not u.hostname:
-        raise TwinError(f"bad endpoint URL {url!r}: no host name")
+        raise OpcUaUserError(f"bad endpoint URL {url!r}: no host name")
     if port is None:
         port = 4840
         url = u._replace(netloc=f"{u.netloc}:4840").geturl()
@@ -94,7 +94,7 @@ def _check_listen(host: str, port: int, url: str) -> None:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror:
-        raise TwinError(f"cannot listen on {url}: unknown host {host!r}") from None
+        raise OpcUaUserError(f"cannot listen on {url}: unknown host {host!r}") from None
     family, _, _, _, addr = infos[0]
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -102,32 +102,32 @@ def _check_listen(host: str, port: int, url: str) -> None:
             s.bind(addr)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise TwinError(f"cannot listen on {url}: port {port} is already in use") from None
-            raise TwinError(f"cannot listen on {url}: {exc.strerror or exc}") from None
+                raise OpcUaUserError(f"cannot listen on {url}: port {port} is already in use") from None
+            raise OpcUaUserError(f"cannot listen on {url}: {exc.strerror or exc}") from None
 
 
 def check_config(cfg: ServeConfig) -> None:
-    """Validate endpoint, security options and files before anything starts (TwinError, one line)."""
+    """Validate endpoint, security options and files before anything starts (OpcUaUserError, one line)."""
     parse_endpoint(cfg.endpoint)
     if not cfg.speed > 0:
-        raise TwinError(f"--speed must be > 0, got {cfg.speed}")
+        raise OpcUaUserError(f"--speed must be > 0, got {cfg.speed}")
     unknown = [m for m in cfg.security if m not in SECURITY_MODES]
     if unknown or not cfg.security:
-        raise TwinError(
+        raise OpcUaUserError(
             f"unknown security mode {unknown[0] if unknown else ''!r}; choose from None, Sign, SignAndEncrypt"
         )
     secure = any(m != "None" for m in cfg.security)
     if secure and (cfg.cert is None or cfg.key is None):
-        raise TwinError(
+        raise OpcUaUserError(
             "security modes Sign/SignAndEncrypt need --cert and --key (make them with `twin plant cert`)"
         )
     for label, path in (("certificate", cfg.cert), ("private key", cfg.key), ("users", cfg.users_file)):
         if path is not None and not Path(path).is_file():
-            raise TwinError(f"{label} file not found: {path}")
+            raise OpcUaUserError(f"{label} file not found: {path}")
     if cfg.trust_dir is not None and not Path(cfg.trust_dir).is_dir():
-        raise TwinError(f"trust list directory not found: {cfg.trust_dir}")
+        raise OpcUaUserError(f"trust list directory not found: {cfg.trust_dir}")
     if not cfg.allow_anonymous and cfg.users_file is None:
-        raise TwinError("--no-anonymous needs --users FILE (make one with `twin plant user add`)")
+        raise OpcUaUserError("--no-anonymous needs --users FILE (make one with `twin plant user add`)")
 
 
 class PlantServer:
@@ -174,7 +174,7 @@ class PlantServer:
                 await server.load_certificate(str(cfg.cert))
                 await server.load_private_key(str(cfg.key))
             except (ValueError, TypeError) as exc:
-                raise TwinError(f"cannot read certificate {cfg.cert} or key {cfg.key}: {exc}") from None
+                raise OpcUaUserError(f"cannot read certificate {cfg.cert} or key {cfg.key}: {exc}") from None
         if cfg.trust_dir is not None:
             server.set_certificate_validator(await security.trust_list_validator(cfg.trust_dir))
         self.nodes = await build(server, self.view.kinds, cfg.allow_writes)
@@ -187,7 +187,7 @@ class PlantServer:
         try:
             await server.start()
         except OSError as exc:
-            raise TwinError(f"cannot listen on {self.endpoint}: {exc.strerror or exc}") from None
+            raise OpcUaUserError(f"cannot listen on {self.endpoint}: {exc.strerror or exc}") from None
         if self.port == 0 and server.bserver is not None:
             self.port = server.bserver.port
         self.server = server

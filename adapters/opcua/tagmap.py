@@ -18,17 +18,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from adapters.opcua.errors import OpcUaUserError  # noqa: F401  (re-exported)
+
 UNIT_KINDS = ("ald", "buffer", "furnace", "qc", "line", "other")
 TWIN_STATES = ("Idle", "Starting", "Execute", "Completing", "Suspended", "Held", "Aborted", "Stopped")
 SIGNAL_TYPES = ("double", "int", "string", "bool", "string_array")
 HEARTBEAT_NODE = "i=2258"  # Server_ServerStatus_CurrentTime
 EVENT_FIELDS = ("kind", "unit", "lot_id", "batch_id", "sim_time_h")
-
-
-class OpcUaUserError(Exception):
-    """A user-caused problem (bad tag map, unreachable endpoint, refused session): a one-line message.
-
-    `adapters` must not import `twin`; the CLI turns this into `twin.errors.TwinError`."""
 
 
 # Signals the derivation of plant events and the soft sensor understand (others are mirrored as they are).

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from twin.errors import TwinError
+from twin.errors import TwinError, user_error_types
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -33,10 +33,10 @@ def cli_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except TwinError as exc:
+        except user_error_types() as exc:
             print(f"error: {exc}", file=sys.stderr)
             # SystemExit, not typer.Exit: `app(standalone_mode=False)` returns typer.Exit's code instead of exiting
-            sys.exit(exc.exit_code)
+            sys.exit(2)
         except KeyboardInterrupt:
             print("interrupted: nothing was stored", file=sys.stderr)
             sys.exit(130)  # typer would turn it into Exit(130), which `main()` does not pass on

@@ -1,4 +1,4 @@
-"""`twin mirror`, `twin tagmap discover|check`, `twin plant-write`, `twin forecast`: the live link to a plant's
+"""`twin mirror`, `twin tagmap discover|check`, `twin plant write` (registered on the `twin plant` group), `twin forecast`: the live link to a plant's
 OPC UA server. Parsing and printing only; the work is in twin.live and adapters.opcua.
 """
 
@@ -23,7 +23,6 @@ def register(app: typer.Typer) -> None:
     tagmap.command("discover")(discover)
     tagmap.command("check")(check)
     app.add_typer(tagmap, name="tagmap")
-    app.command("plant-write")(plant_write)
     app.command("forecast")(forecast)
 
 

@@ -25,6 +25,9 @@ def register(app: typer.Typer) -> None:
     app.add_typer(plant, name="plant")
     plant.command("serve")(serve)
     plant.command("cert")(cert)
+    from twin.commands.mirror import plant_write
+
+    plant.command("write")(plant_write)
     user.command("add")(user_add)
 
 

@@ -1,7 +1,7 @@
 """Shadow mode: the mirrored plant in DuckDB (telemetry, plant events), the soft sensor and the forecast from now.
 
 The OPC UA side lives in `adapters.opcua.client`; this package stores and interprets what it receives. The
-functions here are what the CLI (`twin mirror`, `twin tagmap`, `twin plant-write`) and notebooks call.
+functions here are what the CLI (`twin mirror`, `twin tagmap`, `twin plant write`) and notebooks call.
 """
 
 from __future__ import annotations
