@@ -7,6 +7,9 @@ registers itself in `POLICIES`; the scenario names it and passes its options. Ad
         Start(lots, reason): start this furnace now with these lots (all of one recipe, at most its capacity);
         float: nothing now, ask again at this time (a timer) unless something changes earlier;
         None: nothing now, ask again when a lot arrives or a furnace frees up.
+
+A policy that reads the lots' residual-Li deadlines (`lot.deadline_h`) sets `uses_deadlines = True`, so the
+buffer computes them (the quality model's wait budget) only when some policy needs them.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class FurnacePolicy:
     name: ClassVar[str] = ""
     options: ClassVar[dict[str, float | int | None]] = {}
     rl_margin: float = 0.0  # safety margin (fraction of the residual-Li spec) for the lots' deadlines
+    uses_deadlines: ClassVar[bool] = False  # True: the buffer computes each lot's residual-Li deadline
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -193,6 +197,7 @@ class QualityAwarePolicy(FurnacePolicy):
 
     name = "quality_aware"
     options = {"margin_h": 0.5, "rl_margin": 0.15, "max_wait_h": 24.0}
+    uses_deadlines = True
 
     def decide(self, now, queue, furnace):
         groups = self.groups(queue)

@@ -242,7 +242,7 @@ class Store:
         known = schema.table(name).column_names
         keep = [c for c in tbl.column_names if c in known and c != "run_id"]
         tbl = _nan_to_null(tbl.select(keep))
-        tbl = tbl.add_column(0, "run_id", pa.array([run_id] * tbl.num_rows, pa.int64()))
+        tbl = tbl.add_column(0, "run_id", pa.repeat(pa.scalar(run_id, pa.int64()), tbl.num_rows))
         view = f"_twin_insert_{name}"
         self.con.register(view, tbl)
         try:
@@ -333,9 +333,9 @@ def _nan_to_null(tbl: pa.Table) -> pa.Table:
     for i, f in enumerate(tbl.schema):
         if pa.types.is_floating(f.type):
             col = tbl.column(i)
-            if col.null_count < len(col):
-                col = pc.if_else(pc.is_nan(col), pa.scalar(None, f.type), col)
-            tbl = tbl.set_column(i, f.name, col)
+            nan = pc.is_nan(col)
+            if pc.any(nan).as_py():  # most columns have no NaN: leave them as they are
+                tbl = tbl.set_column(i, f.name, pc.if_else(nan, pa.scalar(None, f.type), col))
     return tbl
 
 

@@ -50,17 +50,12 @@ class Buffer:
         line = self.line
         now = line.env.now
         lot.ready_h = now
-        recipe = line.recipes[lot.recipe]
-        budget = physics.wait_budget_h(
-            lot.coating,
-            self.rh_pct,
-            self.temp_c,
-            line.dose(lot.recipe),
-            recipe.atmosphere,
-            line.qp,
-            margin=line.policy.rl_margin,
-        )
-        lot.deadline_h = lot.exposed_since_h + budget  # the budget counts from the end of ALD (or of QC)
+        if line.policy.uses_deadlines:
+            budget = physics.wait_budget_h(
+                lot.coating, self.rh_pct, self.temp_c, line.dose(lot.recipe), line.recipes[lot.recipe].atmosphere,
+                line.qp, margin=line.policy.rl_margin,
+            )  # fmt: skip
+            lot.deadline_h = lot.exposed_since_h + budget  # the budget counts from the end of ALD (or of QC)
         self.queue.append(lot)
         line.trace.event(now, "buffer_in", self.name, lot.lot_id)
         line.dispatcher.notify()
