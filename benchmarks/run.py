@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import math
 import os
@@ -63,6 +64,7 @@ def header(title: str) -> None:
 
 def twin_once(sc: Any, seed: int, rep: int) -> tuple[float, int, int, dict]:
     """The twin's run as the target defines it: model + quality + recording to Arrow (no DuckDB write)."""
+    gc.collect()  # the previous run's garbage is collected here, not inside the next measurement
     t0 = time.perf_counter()
     line = Line(sc, seed, rep)
     trace = line.run()
@@ -72,6 +74,7 @@ def twin_once(sc: Any, seed: int, rep: int) -> tuple[float, int, int, dict]:
 
 
 def bare_once(sc: Any, seed: int, rep: int) -> tuple[float, int, int]:
+    gc.collect()
     t0 = time.perf_counter()
     counts = BareLine(sc, seed, rep).run()
     return time.perf_counter() - t0, counts.events, counts.released
@@ -326,7 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     if "shares" in only:
         bench_shares(2190.0 if q else YEAR_H, 2 if q else 5, 2 if q else 3, a.seed)
     if "study" in only:
-        bench_study(MONTH_H if q else 2190.0, 8 if q else 40, 1 if q else 2, a.seed)
+        bench_study(
+            MONTH_H if q else YEAR_H, 8 if q else 40, 1 if q else 2, a.seed
+        )  # runs of a simulated year
     if "growth" in only:
         horizons = [("1 month", MONTH_H), ("3 months", 3 * MONTH_H), ("6 months", 6 * MONTH_H)] if q else [
             ("1 month", MONTH_H), ("1 year", YEAR_H), ("4 years", 4 * YEAR_H)]  # fmt: skip

@@ -49,6 +49,7 @@ class AldReactor(Unit):
         qp = line.qp
         calendar = line.calendar
         staffed = calendar.always_staffed and not calendar.shutdowns
+        precursor: dict[float, float] = {}  # mol per lot mass (same chemistry for every lot)
         while True:
             if first is not None:
                 (lot, elapsed), first = first, None
@@ -75,7 +76,12 @@ class AldReactor(Unit):
                 yield from self.operate(self.unload_h * f)
             lot.ald_end_h = lot.exposed_since_h = env.now
             lot.coating = physics.new_coating(coat.material, coat.cycles, qp, lot.z_thickness)
-            lot.precursor_mol = physics.precursor_mol(coat.material, coat.cycles, lot.mass_kg, qp)
+            mol = precursor.get(lot.mass_kg)
+            if mol is None:
+                mol = precursor[lot.mass_kg] = physics.precursor_mol(
+                    coat.material, coat.cycles, lot.mass_kg, qp
+                )
+            lot.precursor_mol = mol
             trace.event(env.now, "ald_end", name, lot.lot_id)
             self.batches += 1
             yield from buffer.put(lot, self)
