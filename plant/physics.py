@@ -536,29 +536,61 @@ def _air_pickup_ppm(dose: AnnealDose, atmosphere: str, params: QualityParams) ->
     return params.air_pickup_ppm_per_sqrt_h * math.sqrt(dose.cool_h) if atmosphere == "air" else 0.0
 
 
+def _anneal_effects(
+    state: CoatingState, dose: AnnealDose, atmosphere: str, params: QualityParams
+) -> tuple[float, ...]:
+    """What one anneal does to a film with `state`'s accumulated doses: (residual-Li factor, air pick-up ppm,
+    theta_r, theta_d, x_d, x_rough, bonding, theta_c, x_c, dmix_pct, theta_diff, l_d_nm) after it."""
+    _check_atmosphere(atmosphere)
+    theta_r = state.theta_r + getattr(params, _CONV[atmosphere]) * dose.theta_r
+    rl_factor = _rl_factor(state, dose, atmosphere, params)
+    theta_d = state.theta_d + dose.theta_d
+    theta_c = state.theta_c + dose.theta_c
+    # A_c chosen so that X_c = 0.5 after 1 h at T_cr: (A_c·Θ_c)^n = ln2 · (Θ_c / Θ_1h(T_cr))^n
+    t_cr_k = getattr(params, _TCR[state.material]) + 273.15
+    ratio = theta_c * math.exp(params.ea_c_kj / (R_KJ * t_cr_k))
+    theta_diff = state.theta_diff + dose.theta_diff
+    return (
+        rl_factor,
+        _air_pickup_ppm(dose, atmosphere, params),
+        theta_r,
+        theta_d,
+        _jmak(params.a_d_per_h * theta_d, params.n_d),
+        _jmak(params.a_rough_per_h * theta_d, params.n_rough),
+        _jmak(params.a_bond_per_h * theta_d, params.n_bond),
+        theta_c,
+        1.0 - math.exp(-math.log(2.0) * ratio**params.n_c),
+        state.dmix_pct + params.a_m_pct_per_h * dose.theta_m * getattr(params, _F_ATM[atmosphere]),
+        theta_diff,
+        math.sqrt(params.d0_diff_nm2_per_h * theta_diff),
+    )
+
+
+# First anneals of fresh films are all alike for one (dose, params, atmosphere, material): their effects are
+# computed once. Entries hold the dose and params themselves, so an id is never reused while it is a key.
+_FIRST_ANNEAL: dict[tuple[int, int, str, str], tuple[AnnealDose, QualityParams, tuple[float, ...]]] = {}
+
+
 def anneal(state: CoatingState, dose: AnnealDose, atmosphere: str, params: QualityParams) -> None:
     """Eq. 4-6, 8-9: one anneal. Accumulates the doses, converts residual Li (O2/dry air/air), adds CO2/H2O
     pick-up on cooling in air, adds damage (mixing × f_atm, interdiffusion) and restarts the wet-exposure clock."""
-    _check_atmosphere(atmosphere)
-    rl_after = state.rl_ppm * _rl_factor(state, dose, atmosphere, params) + _air_pickup_ppm(
-        dose, atmosphere, params
-    )
-    state.theta_r += getattr(params, _CONV[atmosphere]) * dose.theta_r
-    state.rl_base_ppm = rl_after
+    if state.anneals == 0:
+        key = (id(dose), id(params), atmosphere, state.material)
+        hit = _FIRST_ANNEAL.get(key)
+        if hit is None or hit[0] is not dose or hit[1] is not params:
+            if len(_FIRST_ANNEAL) > 256:
+                _FIRST_ANNEAL.clear()
+            hit = _FIRST_ANNEAL[key] = (dose, params, _anneal_effects(state, dose, atmosphere, params))
+        effects = hit[2]
+    else:
+        effects = _anneal_effects(state, dose, atmosphere, params)
+    rl_factor, pickup = effects[0], effects[1]
+    state.rl_base_ppm = state.rl_ppm * rl_factor + pickup
     state.e_w_ppm2 = 0.0
-    theta_d = state.theta_d + dose.theta_d
-    state.theta_d = theta_d
-    state.x_d = _jmak(params.a_d_per_h * theta_d, params.n_d)
-    state.x_rough = _jmak(params.a_rough_per_h * theta_d, params.n_rough)
-    state.bonding = _jmak(params.a_bond_per_h * theta_d, params.n_bond)
-    state.theta_c += dose.theta_c
-    # A_c chosen so that X_c = 0.5 after 1 h at T_cr: (A_c·Θ_c)^n = ln2 · (Θ_c / Θ_1h(T_cr))^n
-    t_cr_k = getattr(params, _TCR[state.material]) + 273.15
-    ratio = state.theta_c * math.exp(params.ea_c_kj / (R_KJ * t_cr_k))
-    state.x_c = 1.0 - math.exp(-math.log(2.0) * ratio**params.n_c)
-    state.dmix_pct += params.a_m_pct_per_h * dose.theta_m * getattr(params, _F_ATM[atmosphere])
-    state.theta_diff += dose.theta_diff
-    state.l_d_nm = math.sqrt(params.d0_diff_nm2_per_h * state.theta_diff)
+    (
+        state.theta_r, state.theta_d, state.x_d, state.x_rough, state.bonding, state.theta_c, state.x_c,
+        state.dmix_pct, state.theta_diff, state.l_d_nm,
+    ) = effects[2:]  # fmt: skip
     state.anneals += 1
 
 

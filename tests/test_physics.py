@@ -372,3 +372,26 @@ def test_precursor_mol():
 def test_dry_room_constant_is_conservative_for_minus_40_dew_point():
     assert ph.rh_from_dew_point(-40.0, 22.0) < DRY_ROOM_RH_PCT
     assert ph.rh_from_dew_point(20.0, 20.0) == pytest.approx(100.0)
+
+
+def test_cached_first_anneal_equals_a_computed_one():
+    """First anneals are computed once per (dose, params, atmosphere, material); the cache changes nothing."""
+    import dataclasses
+
+    import plant.physics as ph
+
+    d = dose(420.0, 2.5)
+    a, b = new_coating("HfO2", 10, P, 0.3), new_coating("HfO2", 10, P, -0.2)
+    wait(a, 3.0, 50.0, 25.0, P)
+    anneal(a, d, "air", P)  # fills the cache
+    anneal(b, d, "air", P)  # uses it
+    ph._FIRST_ANNEAL.clear()
+    c = new_coating("HfO2", 10, P, -0.2)
+    anneal(c, d, "air", P)  # computed afresh
+    assert dataclasses.astuple(b) == dataclasses.astuple(c)
+    assert a.rl_ppm != b.rl_ppm and a.x_d == b.x_d
+    # another parameter object with another A_d is not served from the cache of the first
+    p2 = P.replace(a_d_per_h=P.a_d_per_h * 2)
+    e = new_coating("HfO2", 10, p2, -0.2)
+    anneal(e, d, "air", p2)
+    assert e.x_d > c.x_d
