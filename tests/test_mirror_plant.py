@@ -271,3 +271,19 @@ def test_forecast_resumes_the_furnace_batches_where_the_plant_model_has_them(mir
     fc_end = {ids[lot.lot_id]: lot.anneal_end_h for lot in forecast_line.trace.lots if lot.lot_id in ids}
     for lot_id, end in model_end.items():
         assert fc_end[lot_id] == pytest.approx(end, abs=0.3), lot_id
+
+
+def test_forecast_command_from_the_mirrored_database(mirrored: dict, tmp_path) -> None:
+    from conftest import run_twin
+
+    tm = mirrored["tm"]
+    tags = tmp_path / "plant.yaml"
+    tags.write_text(yaml.safe_dump(plant_tagmap({u: x.kind for u, x in tm.units.items()}, SPEED)))
+    scenario = tmp_path / "line.yaml"
+    scenario.write_text(SCENARIO)
+    out = run_twin("forecast", "--db", str(mirrored["db"]), "--tags", str(tags), "--scenario", str(scenario),
+                   "--hours", "12", "-n", "3")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "ald " in text and "buffer " in text and "furnace " in text
+    assert "lots_out_good" in text or "good" in text
