@@ -233,7 +233,94 @@ KPI_SUMMARY = Table(
     ),
 )
 
-TABLES: tuple[Table, ...] = (META, STUDIES, RUNS, LOTS, BATCHES, EVENTS, UNITS, STATES, KPIS, KPI_SUMMARY)
+TELEMETRY = Table(
+    "telemetry",
+    "Every sample the mirror received (one row per data change), good or flagged. Timestamps in UTC.",
+    (
+        _c("source", "VARCHAR", "tag map name (the plant)"),
+        _c("seq", "BIGINT", "receive order within one mirror process, 0, 1, ..."),
+        _c("unit", "VARCHAR", "unit of the tag map, e.g. `F1`"),
+        _c("signal", "VARCHAR", "twin signal, e.g. `temperature_c`"),
+        _c("node", "VARCHAR", "NodeId the value came from"),
+        _c("source_ts", "TIMESTAMP", "source timestamp (server timestamp or receive time if absent)"),
+        _c("server_ts", "TIMESTAMP", "server timestamp"),
+        _c("received_ts", "TIMESTAMP", "when the mirror received it"),
+        _c("value", "DOUBLE", "numeric value (booleans 0/1); NULL for text"),
+        _c("value_text", "VARCHAR", "text value, JSON array, or the raw value of a wrong type"),
+        _c("mapped", "VARCHAR", "twin state of a state code (signals with a value map)"),
+        _c("status_code", "BIGINT", "OPC UA StatusCode (0 = Good)"),
+        _c("status", "VARCHAR", "StatusCode name"),
+        _c("flag", "VARCHAR", "'' good; else bad_status, uncertain, wrong_type, nan, out_of_range, unmapped"),
+        _c("replayed", "BOOLEAN", "re-delivered after a reconnect"),
+    ),
+    per_run=False,
+)
+
+PLANT_EVENTS = Table(
+    "plant_events",
+    "Equipment events: from the server (`origin` server), derived from samples (derived), link events (mirror).",
+    (
+        _c("source", "VARCHAR", "tag map name"),
+        _c("t", "TIMESTAMP", "event time (UTC); start of a gap"),
+        _c("t_end", "TIMESTAMP", "end of a gap; NULL otherwise"),
+        _c(
+            "kind",
+            "VARCHAR",
+            "e.g. state, lot_in, lot_out, batch_start, batch_end, ald_start, gap, missing_node",
+        ),
+        _c("unit", "VARCHAR", "unit"),
+        _c("lot_id", "VARCHAR", "lot, when the event concerns one"),
+        _c("batch_id", "VARCHAR", "batch, when the event concerns one"),
+        _c("value", "VARCHAR", "new state (state events)"),
+        _c("origin", "VARCHAR", "`server`, `derived` or `mirror`"),
+        _c("sim_time_h", "DOUBLE", "simulated hour (virtual plant events)"),
+        _c("detail", "VARCHAR", "free text: reason of a gap, name of a missing node, previous state"),
+    ),
+    per_run=False,
+)
+
+_SOFT_COLUMNS = (
+    "source", "furnace", "batch_id", "lot_id", "t_start", "t_end", "recipe", "atmosphere", "n_points",
+    "peak_c", "soak_h", "duration_h", "wait_h", "anneal_no", "x_d", "bonding", "roughness_nm", "r_int_ohm_cm2",
+    "dmix_pct", "l_d_nm", "rl_ppm", "verdict", "reason", "x_d_nom", "bonding_nom", "r_int_nom", "dmix_nom",
+    "verdict_nom", "drift", "drift_reason",
+)  # fmt: skip
+_SOFT_DOCS = {
+    "furnace": "furnace unit", "n_points": "temperature samples in the measured profile",
+    "peak_c": "peak of the measured profile, °C", "wait_h": "wait between ALD and heating",
+    "anneal_no": "1 first anneal, 2 re-anneal", "x_d": "densification predicted from the measured profile",
+    "x_d_nom": "densification of the recipe's nominal profile", "drift": "measured profile drifted from the recipe",
+    "drift_reason": "why it counts as drift", "verdict": "QC verdict predicted from the measured profile",
+    "verdict_nom": "verdict of the nominal profile",
+}  # fmt: skip
+_SOFT_TYPES = {
+    "source": "VARCHAR", "furnace": "VARCHAR", "batch_id": "VARCHAR", "lot_id": "VARCHAR", "t_start": "TIMESTAMP",
+    "t_end": "TIMESTAMP", "recipe": "VARCHAR", "atmosphere": "VARCHAR", "n_points": "INTEGER", "anneal_no": "INTEGER",
+    "verdict": "VARCHAR", "reason": "VARCHAR", "verdict_nom": "VARCHAR", "drift": "BOOLEAN", "drift_reason": "VARCHAR",
+}  # fmt: skip
+SOFT_SENSOR = Table(
+    "soft_sensor",
+    "Per lot of each finished furnace batch: quality predicted from the measured profile and from the nominal one.",
+    tuple(_c(n, _SOFT_TYPES.get(n, "DOUBLE"), _SOFT_DOCS.get(n, n)) for n in _SOFT_COLUMNS),
+    per_run=False,
+)
+
+LIVE_TABLES: tuple[Table, ...] = (TELEMETRY, PLANT_EVENTS, SOFT_SENSOR)
+"""Tables of the live link (`twin mirror`): not per run."""
+
+TABLES: tuple[Table, ...] = (
+    META,
+    STUDIES,
+    RUNS,
+    LOTS,
+    BATCHES,
+    EVENTS,
+    UNITS,
+    STATES,
+    KPIS,
+    KPI_SUMMARY,
+    *LIVE_TABLES,
+)
 """Every table of the run history, in creation order."""
 
 TRACE_TABLES: tuple[str, ...] = ("events", "lots", "batches", "units", "states")

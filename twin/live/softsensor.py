@@ -18,13 +18,9 @@ import numpy as np
 
 from adapters.opcua.client import PlantEvent, Sample
 from plant import physics
+from twin.schema import SOFT_SENSOR
 
-COLUMNS = (
-    "source", "furnace", "batch_id", "lot_id", "t_start", "t_end", "recipe", "atmosphere", "n_points",
-    "peak_c", "soak_h", "duration_h", "wait_h", "anneal_no", "x_d", "bonding", "roughness_nm", "r_int_ohm_cm2",
-    "dmix_pct", "l_d_nm", "rl_ppm", "verdict", "reason", "x_d_nom", "bonding_nom", "r_int_nom", "dmix_nom",
-    "verdict_nom", "drift", "drift_reason",
-)  # fmt: skip
+COLUMNS = tuple(SOFT_SENSOR.column_names)  # one row per lot of a finished batch (twin/schema.py)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The live link's DuckDB tables (`telemetry`, `plant_events`, `soft_sensor`) in the run-history file, and the
 recorder that buffers the mirror's samples and events, derives plant events, runs the soft sensor and writes
-each batch in one transaction. The run-history schema itself (twin.store / twin.schema) is left unchanged.
+each batch in one transaction. The tables are defined with the rest of the schema in twin/schema.py.
 """
 
 from __future__ import annotations
@@ -15,75 +15,9 @@ import pyarrow as pa
 from adapters.opcua.client import PlantEvent, Sample
 from twin.errors import TwinError
 from twin.live.derive import Deriver
-from twin.live.softsensor import COLUMNS as SOFT_COLUMNS
 from twin.live.softsensor import SoftSensor
-from twin.schema import Column, Table
+from twin.schema import LIVE_TABLES, PLANT_EVENTS, SOFT_SENSOR, TELEMETRY, Table
 from twin.store import Store
-
-
-def _c(name: str, type_: str, doc: str) -> Column:
-    return Column(name, type_, doc)
-
-
-TELEMETRY = Table(
-    "telemetry",
-    "Every sample the mirror received (one row per data change), good or flagged. Timestamps in UTC.",
-    (
-        _c("source", "VARCHAR", "tag map name (the plant)"),
-        _c("seq", "BIGINT", "receive order within one mirror process, 0, 1, ..."),
-        _c("unit", "VARCHAR", "unit of the tag map, e.g. `F1`"),
-        _c("signal", "VARCHAR", "twin signal, e.g. `temperature_c`"),
-        _c("node", "VARCHAR", "NodeId the value came from"),
-        _c("source_ts", "TIMESTAMP", "source timestamp (server timestamp or receive time if absent)"),
-        _c("server_ts", "TIMESTAMP", "server timestamp"),
-        _c("received_ts", "TIMESTAMP", "when the mirror received it"),
-        _c("value", "DOUBLE", "numeric value (booleans 0/1); NULL for text"),
-        _c("value_text", "VARCHAR", "text value, JSON array, or the raw value of a wrong type"),
-        _c("mapped", "VARCHAR", "twin state of a state code (signals with a value map)"),
-        _c("status_code", "BIGINT", "OPC UA StatusCode (0 = Good)"),
-        _c("status", "VARCHAR", "StatusCode name"),
-        _c("flag", "VARCHAR", "'' good; else bad_status, uncertain, wrong_type, nan, out_of_range, unmapped"),
-        _c("replayed", "BOOLEAN", "re-delivered after a reconnect"),
-    ),
-    per_run=False,
-)
-
-PLANT_EVENTS = Table(
-    "plant_events",
-    "Equipment events: from the server (`origin` server), derived from samples (derived), link events (mirror).",
-    (
-        _c("source", "VARCHAR", "tag map name"),
-        _c("t", "TIMESTAMP", "event time (UTC); start of a gap"),
-        _c("t_end", "TIMESTAMP", "end of a gap; NULL otherwise"),
-        _c(
-            "kind",
-            "VARCHAR",
-            "e.g. state, lot_in, lot_out, batch_start, batch_end, ald_start, gap, missing_node",
-        ),
-        _c("unit", "VARCHAR", "unit"),
-        _c("lot_id", "VARCHAR", "lot, when the event concerns one"),
-        _c("batch_id", "VARCHAR", "batch, when the event concerns one"),
-        _c("value", "VARCHAR", "new state (state events)"),
-        _c("origin", "VARCHAR", "`server`, `derived` or `mirror`"),
-        _c("sim_time_h", "DOUBLE", "simulated hour (virtual plant events)"),
-        _c("detail", "VARCHAR", "free text: reason of a gap, name of a missing node, previous state"),
-    ),
-    per_run=False,
-)
-
-_SOFT_TYPES = {
-    "source": "VARCHAR", "furnace": "VARCHAR", "batch_id": "VARCHAR", "lot_id": "VARCHAR", "t_start": "TIMESTAMP",
-    "t_end": "TIMESTAMP", "recipe": "VARCHAR", "atmosphere": "VARCHAR", "n_points": "INTEGER", "anneal_no": "INTEGER",
-    "verdict": "VARCHAR", "reason": "VARCHAR", "verdict_nom": "VARCHAR", "drift": "BOOLEAN", "drift_reason": "VARCHAR",
-}  # fmt: skip
-SOFT_SENSOR = Table(
-    "soft_sensor",
-    "Per lot of each finished furnace batch: quality predicted from the measured profile and from the nominal one.",
-    tuple(_c(n, _SOFT_TYPES.get(n, "DOUBLE"), n) for n in SOFT_COLUMNS),
-    per_run=False,
-)
-
-LIVE_TABLES = (TELEMETRY, PLANT_EVENTS, SOFT_SENSOR)
 
 _ARROW = {"VARCHAR": pa.string(), "BIGINT": pa.int64(), "INTEGER": pa.int32(), "DOUBLE": pa.float64(),
           "BOOLEAN": pa.bool_(), "TIMESTAMP": pa.timestamp("us")}  # fmt: skip
@@ -157,7 +91,7 @@ class LiveRecorder:
                 rows = [tuple(getattr(e, n) for n in _EVENT_ORDER) for e in events]
                 self._insert(PLANT_EVENTS, _arrow(PLANT_EVENTS, rows, _EVENT_ORDER))
             if soft:
-                self._insert(SOFT_SENSOR, _arrow(SOFT_SENSOR, soft, SOFT_COLUMNS))
+                self._insert(SOFT_SENSOR, _arrow(SOFT_SENSOR, soft))
             con.execute("COMMIT")
         except BaseException:
             try:
