@@ -78,55 +78,48 @@ def run_mirror(
     return mirror.stats
 
 
+async def _session(endpoint: str, options: Any, job: Callable[[Any], Any]) -> Any:
+    """Connect (a failure becomes one OpcUaUserError line), run `await job(client)`, always close."""
+    from adapters.opcua.client import MirrorOptions, connect, force_close
+    from adapters.opcua.tagmap import OpcUaUserError
+
+    try:
+        client = await connect(endpoint, options or MirrorOptions())
+    except OpcUaUserError:
+        raise
+    except (TimeoutError, Exception) as exc:  # noqa: BLE001
+        raise OpcUaUserError(f"cannot connect to {endpoint}: {_reason(exc)}") from None
+    try:
+        return await job(client)
+    finally:
+        await force_close(client, graceful_s=1.0)
+
+
 @_user_errors
 def check_tagmap(tags: str | os.PathLike[str], endpoint: str, options: Any = None) -> Any:
     """Resolve every node of a map on a server: returns `Resolved` (missing and wrong-type lines by name)."""
-    from adapters.opcua.client import MirrorOptions, connect, force_close
-    from adapters.opcua.tagmap import OpcUaUserError, resolve
+    from adapters.opcua.tagmap import resolve
 
     _check_endpoint(endpoint)
     tm = load_tagmap(tags)
-
-    async def main() -> Any:
-        try:
-            client = await connect(endpoint, options or MirrorOptions())
-        except OpcUaUserError:
-            raise
-        except (TimeoutError, Exception) as exc:  # noqa: BLE001
-            raise OpcUaUserError(f"cannot connect to {endpoint}: {_reason(exc)}") from None
-        try:
-            return await resolve(client, tm, check_types=True)
-        finally:
-            await force_close(client, graceful_s=1.0)
-
-    return asyncio.run(main())
+    return asyncio.run(_session(endpoint, options, lambda client: resolve(client, tm, check_types=True)))
 
 
 @_user_errors
 def discover_tagmap(endpoint: str, root: str = "/Objects", options: Any = None) -> str:
     """Browse a server and return a draft tag map as YAML text."""
-    from adapters.opcua.client import MirrorOptions, connect, force_close
     from adapters.opcua.tagmap import OpcUaUserError, discover, dump_tagmap
 
     _check_endpoint(endpoint)
 
-    async def main() -> str:
+    async def job(client: Any) -> str:
         try:
-            client = await connect(endpoint, options or MirrorOptions())
-        except OpcUaUserError:
-            raise
-        except (TimeoutError, Exception) as exc:  # noqa: BLE001
-            raise OpcUaUserError(f"cannot connect to {endpoint}: {_reason(exc)}") from None
-        try:
-            try:
-                tm = await discover(client, root)
-            except LookupError as exc:
-                raise OpcUaUserError(f"--root {root}: {exc}") from None
-            return dump_tagmap(tm)
-        finally:
-            await force_close(client, graceful_s=1.0)
+            tm = await discover(client, root)
+        except LookupError as exc:
+            raise OpcUaUserError(f"--root {root}: {exc}") from None
+        return dump_tagmap(tm)
 
-    return asyncio.run(main())
+    return asyncio.run(_session(endpoint, options, job))
 
 
 @_user_errors
