@@ -181,3 +181,31 @@ def test_cli_study_runs_and_stores(tmp_path: Path) -> None:
     bad = run_twin("study", str(study), "--executor", "threads", "--db", str(db))
     assert bad.returncode == 2
     assert bad.stderr.strip() == "error: unknown executor 'threads'; choose one of serial, processes, dask"
+
+
+def test_a_failing_replication_is_one_line_and_keeps_the_study_marked_failed(tmp_path, monkeypatch):
+    """A plant exception inside a replication ends the study with one TwinError line naming the study."""
+    import duckdb
+
+    from twin import executors
+    from twin.errors import TwinError
+
+    study = tmp_path / "s.yaml"
+    (tmp_path / "base.yaml").write_text("horizon_h: 50\nreplications: 2\n")
+    study.write_text("name: boom\nbase: base.yaml\nreplications: 2\ndesign: strategies\nstrategies:\n"
+                     "  - name: a\n  - name: b\n    buffer.rh_pct: 10\n")  # fmt: skip
+
+    def explode(task):
+        raise ZeroDivisionError("division by zero in the plant")
+
+    monkeypatch.setattr(executors, "simulate_task", explode)
+    db = tmp_path / "x.duckdb"
+    with pytest.raises(TwinError) as exc:
+        executors.run_study(study, executor="serial", db=db)
+    msg = str(exc.value)
+    assert msg.startswith(
+        "study boom: a replication failed (ZeroDivisionError: division by zero in the plant)"
+    )
+    assert "\n" not in msg and isinstance(exc.value.__cause__, ZeroDivisionError)
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT status FROM studies").fetchall() == [("failed",)]

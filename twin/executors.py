@@ -262,11 +262,22 @@ def run_study(
                         _store(db, result)
                     runs[index] = result
         status = "done"
+    except TwinError:
+        raise
     except KeyboardInterrupt:
         raise StudyInterrupted(
             f"interrupted: study {plan.name} kept {len(runs)} of {len(plan.scenarios)} completed scenario runs"
             + (f" in {db_path} (study id {study_id}, marked failed)" if db_path else "")
         ) from None
+    except (
+        Exception
+    ) as exc:  # a replication failed in a worker: one line for the user, the cause kept for the API
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise TwinError(
+            f"study {plan.name}: a replication failed ({type(exc).__name__}: {first}); kept {len(runs)} of "
+            f"{len(plan.scenarios)} completed scenario runs"
+            + (f" in {db_path} (study id {study_id})" if db_path else "")
+        ) from exc
     finally:
         if db is not None and study_id is not None:
             from twin.store import open_store
