@@ -10,8 +10,15 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import settings
 
 from twin import schema
+
+# Property tests draw the same examples on every run (CI must not turn red on a new random draw; a failure found
+# while developing is then reproducible). Set HYPOTHESIS_PROFILE=explore to search with fresh random examples.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("explore", deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 REPO = Path(__file__).resolve().parent.parent
 TWIN = [sys.executable, "-m", "twin"]
