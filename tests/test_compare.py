@@ -265,3 +265,19 @@ def test_readme_study_commands_use_existing_options() -> None:
     listed = next(c for c in commands if "--list" in c)
     res = runner.invoke(app, [listed[1], str(REPO / listed[2]), "--list"], env={"COLUMNS": "250"})
     assert res.exit_code == 0 and "O2-450C-1h" in res.output
+
+
+def test_select_best_with_rinott_through_the_cli(tmp_path: Path) -> None:
+    db = tmp_path / "rin.duckdb"
+    strategies = [RECIPES[0], RECIPES[2], {"name": "O2-400C-1h", "recipes.mild-400.soak_h": 1}]
+    run_study(plan(strategies, replications=3, name="rin"), "serial", db=db)
+    with Store(db, read_only=True) as store:
+        sel = load_selection(store, ["rin"])
+    best = select_best(sel, "yield", delta=0.02, n0=3, db=db, procedure="rinott")
+    assert best.best == "O2-450C" and best.procedure == "rinott"
+    assert "(Rinott, n0 = 3)" in best.statement() or best.stopped_at_max
+    # Rinott's second stage gives every system at least its first stage
+    assert min(best.n_per_system.values()) >= 3
+    res = CliRunner().invoke(app, ["compare", "rin", "--db", str(db), "--objective", "yield", "--select-best",
+                                   "--delta", "0.02", "--procedure", "nope"])  # fmt: skip
+    assert res.exit_code == 2 and "--procedure must be kn or rinott" in res.output

@@ -525,7 +525,7 @@ def rank(systems: Sequence[System], objective: str, constraints: Sequence[Constr
     return rows
 
 
-# -- selection of the best with KN ---------------------------------------------------------------------------
+# -- selection of the best (KN, or Rinott's two-stage procedure) ---------------------------------------------
 @dataclass
 class BestSelection:
     best: str
@@ -540,16 +540,18 @@ class BestSelection:
     new_replications: int
     stored_run_ids: list[int]
     stopped_at_max: bool
+    procedure: str = "kn"
 
     def statement(self) -> str:
+        name = {"kn": "KN", "rinott": "Rinott"}[self.procedure]
         if self.stopped_at_max:
             return (
-                f"{self.best} has the best mean {self.kpi} but KN stopped at its replication limit with several "
-                f"survivors: no probability guarantee"
+                f"{self.best} has the best mean {self.kpi} but {name} stopped at its replication limit: no "
+                f"probability guarantee"
             )
         return (
             f"{self.best} is the best by {self.kpi} with probability >= {1 - self.alpha:.0%} whenever the best "
-            f"is better than every other by at least {self.delta:g} (KN, n0 = {self.n0})"
+            f"is better than every other by at least {self.delta:g} ({name}, n0 = {self.n0})"
         )
 
 
@@ -564,16 +566,21 @@ def select_best(
     db: Any = None,
     prices: CostPrices = CostPrices(),
     simulate: Callable[[Any, int, int], Any] | None = None,
+    procedure: str = "kn",
 ) -> BestSelection:
-    """KN selection among the feasible systems: stored replications first, more simulated (and stored) on demand.
+    """Selection of the best among the feasible systems with `procedure` (`kn`: Kim & Nelson's fully sequential
+    procedure; `rinott`: Rinott's two-stage one): stored replications first, more simulated (and stored) on demand.
 
     Needs systems from one study with one seed (CRN). New replications of a scenario are stored, if `db` is given,
     as one more run of that scenario in the same study (one transaction per scenario).
     """
     from twin.runner import collect, simulate_replication, store_run
     from twin.scenario import scenario_from_dict
-    from twin.selection import kn_select
+    from twin.selection import kn_select, rinott_select
 
+    procedures = {"kn": kn_select, "rinott": rinott_select}
+    if procedure not in procedures:
+        raise TwinError(f"--procedure must be kn or rinott, got {procedure!r}")
     simulate = simulate or simulate_replication
     kpi, maximize = OBJECTIVES[objective][0]
     ranked = rank(selection.systems, objective, constraints)
@@ -608,7 +615,7 @@ def select_best(
         new.setdefault(i, []).append(res)
         return _objective_value(res, scenarios[i], kpi, prices)
 
-    result = kn_select(sample, len(systems), delta, alpha, n0, maximize, max_reps=max_reps)
+    result = procedures[procedure](sample, len(systems), delta, alpha, n0, maximize, max_reps=max_reps)
     stored_ids: list[int] = []
     if db is not None and new:
         from twin.store import open_store
@@ -634,6 +641,7 @@ def select_best(
         new_replications=sum(len(v) for v in new.values()),
         stored_run_ids=stored_ids,
         stopped_at_max=result.stopped_at_max,
+        procedure=procedure,
     )
 
 

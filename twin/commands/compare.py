@@ -47,7 +47,8 @@ def compare_cmd(
     constraint: Annotated[list[str] | None, typer.Option(help="constraint KPI>=VALUE or KPI<=VALUE (repeatable)")] = None,
     kpi: Annotated[list[str] | None, typer.Option(help="show only this KPI (repeatable; default: every KPI)")] = None,
     price: Annotated[list[str] | None, typer.Option(help="cost unit price NAME=VALUE, e.g. electricity_eur_per_kwh=0.25 (repeatable)")] = None,
-    select_best: Annotated[bool, typer.Option("--select-best", help="KN selection of the best; simulates more replications if needed")] = False,
+    select_best: Annotated[bool, typer.Option("--select-best", help="select the best with a probability guarantee; simulates more replications if needed")] = False,
+    procedure: Annotated[str, typer.Option(help="ranking-and-selection procedure of --select-best: kn (Kim & Nelson, sequential) or rinott (two-stage)")] = "kn",
     delta: Annotated[float | None, typer.Option(help="indifference zone of --select-best, in the objective's unit")] = None,
     alpha: Annotated[float, typer.Option(help="1 - guaranteed probability of correct selection")] = 0.05,
     n0: Annotated[int | None, typer.Option(help="first-stage replications of KN (default: those stored)")] = None,
@@ -76,7 +77,9 @@ def compare_cmd(
     best = None
     if select_best:
         assert delta is not None
-        best = cmp.select_best(sel, objective, delta, constraints, alpha, n0, max_reps, db=db, prices=prices)
+        best = cmp.select_best(
+            sel, objective, delta, constraints, alpha, n0, max_reps, db=db, prices=prices, procedure=procedure
+        )
     if output_format == "json":
         data = cmp.comparison_json(comp)
         if best is not None:
