@@ -126,7 +126,7 @@ class Line:
         lot.z_thickness = q()
         lot.noise = (q(), q(), q(), q(), q(), q(), q(), q())
         self.trace.lots.append(lot)
-        self.trace.event(self.env.now, "arrive", "SRC", lot.lot_id)
+        self.trace.record((self.env.now, "arrive", "SRC", lot.lot_id, -1))
         self.ald_queue.put(lot)
 
     def arrivals(self):
@@ -233,6 +233,7 @@ class Line:
         for u in units:
             u.close(horizon)
         tr.units = [u.row() for u in units]
+        tr.states = [iv for u in units for iv in u.intervals]
         return tr
 
 

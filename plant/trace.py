@@ -103,13 +103,14 @@ def _struct_rows_table(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Tab
 
 
 class Trace:
-    """Everything one run produced. `event(...)` is the hot path; `tables()` builds Arrow tables once."""
+    """Everything one run produced. `record(tuple)` is the hot path; `tables()` builds Arrow tables once."""
 
-    __slots__ = ("events", "lots", "batches", "units", "states", "horizon_h", "warmup_h", "_event")
+    __slots__ = ("events", "lots", "batches", "units", "states", "horizon_h", "warmup_h", "record")
 
     def __init__(self, horizon_h: float, warmup_h: float = 0.0) -> None:
         self.events: list[tuple[float, str, str, int, int]] = []
-        self._event = self.events.append
+        # record((t_h, kind, unit, lot_id, batch_id)): the hot path, a bare list append (ids -1 when not applicable)
+        self.record = self.events.append
         self.lots: list[Lot] = []
         self.batches: list[tuple[Any, ...]] = []
         self.units: list[tuple[Any, ...]] = []
@@ -118,7 +119,8 @@ class Trace:
         self.warmup_h = warmup_h
 
     def event(self, t_h: float, kind: str, unit: str, lot_id: int = -1, batch_id: int = -1) -> None:
-        self._event((t_h, kind, unit, lot_id, batch_id))
+        """Record one event (convenience form of `record`)."""
+        self.record((t_h, kind, unit, lot_id, batch_id))
 
     # -- conversion ------------------------------------------------------------------------------------
     def events_table(self) -> pa.Table:

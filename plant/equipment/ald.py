@@ -65,7 +65,7 @@ class AldReactor(Unit):
                 if not staffed:
                     yield from self.wait_ready(staff=True)
                 lot.ald_start_h = env.now
-                trace.event(env.now, "ald_start", name, lot.lot_id)
+                trace.record((env.now, "ald_start", name, lot.lot_id, -1))
             lot.ald_unit = name
             f = lot.ald_factor
             if staffed:  # one timeout for the whole batch
@@ -82,15 +82,15 @@ class AldReactor(Unit):
                     coat.material, coat.cycles, lot.mass_kg, qp
                 )
             lot.precursor_mol = mol
-            trace.event(env.now, "ald_end", name, lot.lot_id)
+            trace.record((env.now, "ald_end", name, lot.lot_id, -1))
             self.batches += 1
             yield from buffer.put(lot, self)
             self.to(env.now, "standby")
             if self.pm_every and self.batches % self.pm_every == 0 and self.pm_dur_h > 0:
                 if not staffed:
                     yield from self.wait_ready(staff=True)
-                trace.event(env.now, "pm_start", name)
+                trace.record((env.now, "pm_start", name, -1, -1))
                 self.to(env.now, "scheduled_down")
                 yield env.timeout(self.pm_dur_h)
-                trace.event(env.now, "pm_end", name)
+                trace.record((env.now, "pm_end", name, -1, -1))
                 self.to(env.now, "standby")

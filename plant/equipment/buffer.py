@@ -37,12 +37,12 @@ class Buffer:
         if self.free_slots > 0:
             self.free_slots -= 1
         else:
-            trace.event(env.now, "blocked_start", reactor.name, lot.lot_id)
+            trace.record((env.now, "blocked_start", reactor.name, lot.lot_id, -1))
             reactor.to(env.now, "blocked")
             granted = env.event()
             self._blocked.append(granted)
             yield granted  # a slot handed over by take()
-            trace.event(env.now, "blocked_end", reactor.name, lot.lot_id)
+            trace.record((env.now, "blocked_end", reactor.name, lot.lot_id, -1))
         self.add(lot)
 
     def add(self, lot: Lot) -> None:
@@ -57,7 +57,7 @@ class Buffer:
             )  # fmt: skip
             lot.deadline_h = lot.exposed_since_h + budget  # the budget counts from the end of ALD (or of QC)
         self.queue.append(lot)
-        line.trace.event(now, "buffer_in", self.name, lot.lot_id)
+        line.trace.record((now, "buffer_in", self.name, lot.lot_id, -1))
         line.dispatcher.notify()
 
     def take(self, lots: list[Lot]) -> None:
@@ -65,7 +65,7 @@ class Buffer:
         env, trace = self.line.env, self.line.trace
         for lot in lots:
             self.queue.remove(lot)
-            trace.event(env.now, "buffer_out", self.name, lot.lot_id)
+            trace.record((env.now, "buffer_out", self.name, lot.lot_id, -1))
             if not lot.rework:
                 if self._blocked:
                     self._blocked.popleft().succeed()

@@ -66,7 +66,7 @@ class Furnace(Unit):
         recipe_name = lots[0].recipe
         recipe = line.recipe_for(recipe_name, self.setpoint_override)
         batch_id = line.new_batch_id()
-        trace.event(env.now, "load_start", name, -1, batch_id)
+        trace.record((env.now, "load_start", name, -1, batch_id))
         load_start = env.now - elapsed_h - cfg.load_h
         setup = 0.0
         staffed = line.calendar.always_staffed and not line.calendar.shutdowns
@@ -78,11 +78,11 @@ class Furnace(Unit):
             yield from self.repair("standby")
         setup = self.setup_h(recipe_name)
         if setup > 0:
-            trace.event(env.now, "setup_start", name, -1, batch_id)
+            trace.record((env.now, "setup_start", name, -1, batch_id))
             self.to(env.now, "setup")
             self.setups += 1
             yield env.timeout(setup)
-            trace.event(env.now, "setup_end", name, -1, batch_id)
+            trace.record((env.now, "setup_end", name, -1, batch_id))
         self.recipe, self.setpoint_c, self.atmosphere = recipe_name, recipe.setpoint_c, recipe.atmosphere
         if not staffed:
             yield from self.wait_ready(staff=True)
@@ -108,7 +108,7 @@ class Furnace(Unit):
             else:
                 lot.rework_batch_id = batch_id
                 rework_lots += 1
-            trace.event(start, "batch_start", name, lot.lot_id, batch_id)
+            trace.record((start, "batch_start", name, lot.lot_id, batch_id))
         dose = line.dose_of(recipe)
         cycle_h = dose.duration_h
         self.to(env.now, "productive")
@@ -128,7 +128,7 @@ class Furnace(Unit):
         for lot in lots:
             mass += lot.mass_kg
             lot.anneal_end_h = end
-            trace.event(end, "batch_end", name, lot.lot_id, batch_id)
+            trace.record((end, "batch_end", name, lot.lot_id, batch_id))
             line.qc.submit(lot)
         heat = (recipe.setpoint_c - cfg.start_c) / (400.0 - cfg.start_c)
         ramp_h = (recipe.setpoint_c - cfg.start_c) / recipe.ramp_c_per_min / 60.0

@@ -53,13 +53,13 @@ class Qc:
             lot = yield self.queue.get()
             if not staffed:
                 yield from st.wait_ready(staff=True)
-            trace.event(env.now, "qc_start", name, lot.lot_id)
+            trace.record((env.now, "qc_start", name, lot.lot_id, -1))
             st.to(env.now, "productive")
             st.batches += 1
             yield env.timeout(self.test_h)
             now = env.now
             lot.qc_end_h = now
-            trace.event(now, "qc_end", name, lot.lot_id)
+            trace.record((now, "qc_end", name, lot.lot_id, -1))
             noise = lot.noise[:4] if lot.anneals <= 1 else lot.noise[4:]
             a = physics.assess(lot.coating, qp, noise, self.rework_enabled and not lot.rework)
             lot.assessment = a
@@ -69,9 +69,9 @@ class Qc:
                 lot.done_h = now
                 lot.first_pass = not lot.rework
                 self.passed += 1
-                trace.event(now, "pass", name, lot.lot_id)
+                trace.record((now, "pass", name, lot.lot_id, -1))
             elif a.verdict == "rework":
-                trace.event(now, "rework", name, lot.lot_id)
+                trace.record((now, "rework", name, lot.lot_id, -1))
                 lot.rework = True
                 lot.exposed_since_h = now
                 line.buffer.add(lot)
@@ -79,5 +79,5 @@ class Qc:
                 lot.status = "scrap"
                 lot.done_h = now
                 self.failed += 1
-                trace.event(now, "scrap", name, lot.lot_id)
+                trace.record((now, "scrap", name, lot.lot_id, -1))
             st.to(now, "standby")

@@ -29,8 +29,9 @@ class Unit:
         self.env = line.env
         self.state = "standby"
         self.since = 0.0
-        self.hours = dict.fromkeys(STATES, 0.0)
-        self._intervals = line.trace.states
+        self.intervals: list[
+            tuple[str, str, float, float]
+        ] = []  # (unit, state, start_h, end_h), in time order
         self.batches = 0
         self.mtbf_h: float | None = None
         self.mttr_h = 0.0
@@ -46,19 +47,24 @@ class Unit:
         if state == self.state:
             return
         if t > self.since:
-            self._intervals.append((self.name, self.state, self.since, t))
-            self.hours[self.state] += t - self.since
+            self.intervals.append((self.name, self.state, self.since, t))
         self.state, self.since = state, t
 
     def close(self, t: float) -> None:
         """Close the open interval at the horizon."""
         if t > self.since:
-            self._intervals.append((self.name, self.state, self.since, t))
-            self.hours[self.state] += t - self.since
+            self.intervals.append((self.name, self.state, self.since, t))
             self.since = t
 
+    def hours(self) -> dict[str, float]:
+        """Hours spent in each state so far (from the closed intervals)."""
+        h = dict.fromkeys(STATES, 0.0)
+        for _, state, start, end in self.intervals:
+            h[state] += end - start
+        return h
+
     def row(self) -> tuple:
-        h = self.hours
+        h = self.hours()
         return (self.name, self.kind, h["productive"], h["setup"], h["unscheduled_down"], h["scheduled_down"],
                 h["blocked"], h["standby"], h["unstaffed"], self.batches)  # fmt: skip
 
@@ -95,10 +101,10 @@ class Unit:
     def repair(self, resume: str):
         """A failure now: unscheduled down for a repair time, then back to `resume`; draw the next failure."""
         env, trace = self.env, self.line.trace
-        trace.event(env.now, "down", self.name)
+        trace.record((env.now, "down", self.name, -1, -1))
         self.to(env.now, "unscheduled_down")
         yield env.timeout(self._fail.next() * self.mttr_h)
-        trace.event(env.now, "up", self.name)
+        trace.record((env.now, "up", self.name, -1, -1))
         self.to(env.now, resume)
         nxt = self._fail.next() * self.mtbf_h
         self.ttf_h = nxt if self.failure_clock == "operating" else env.now + nxt
