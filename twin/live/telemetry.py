@@ -6,13 +6,14 @@ each batch in one transaction. The tables are defined with the rest of the schem
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
-from adapters.opcua.client import PlantEvent, Sample
+from adapters.opcua.client import PlantEvent, Sample, utcnow
 from twin.errors import TwinError
 from twin.live.derive import Deriver
 from twin.live.softsensor import SoftSensor
@@ -44,6 +45,9 @@ def open_live(path: str | os.PathLike[str]) -> Store:
     return store
 
 
+REORDER_S = 0.2  # seconds a received sample waits before derivation, so that its whole notification is in
+
+
 class LiveRecorder:
     """The mirror's sink: buffers samples and events, derives plant events, runs the soft sensor, writes batches."""
 
@@ -56,6 +60,7 @@ class LiveRecorder:
         self.soft = softsensor
         self.source = source
         self._samples: list[Sample] = []
+        self._pending: list[Sample] = []  # received, not yet derived (see _derive)
         self._events: list[PlantEvent] = []
         self._soft_rows: list[tuple] = []
         self.written_samples = 0
@@ -64,11 +69,30 @@ class LiveRecorder:
 
     def add_sample(self, sample: Sample) -> None:
         self._samples.append(sample)
-        derived = self.deriver.feed(sample)
-        if self.soft is not None:
-            self.soft.on_sample(sample)
-        for ev in derived:
-            self.add_event(ev)
+        self._pending.append(sample)
+
+    def _derive(self, everything: bool = False) -> None:
+        """Feed received samples to the event derivation and the soft sensor in source-timestamp order.
+
+        One publish response carries the changes of all its monitored items in item order, not time order (a
+        furnace's new LotIds can come before the State change that ended its previous batch). Samples are held
+        for REORDER_S after receipt, so that a whole notification is in, then sorted by (source_ts, seq)."""
+        if not self._pending:
+            return
+        if everything:
+            ready, self._pending = self._pending, []
+        else:
+            cutoff = utcnow() - timedelta(seconds=REORDER_S)
+            ready = [s for s in self._pending if s.received_ts <= cutoff]
+            if not ready:
+                return
+            self._pending = [s for s in self._pending if s.received_ts > cutoff]
+        for sample in sorted(ready, key=lambda s: (s.source_ts, s.seq)):
+            derived = self.deriver.feed(sample)
+            if self.soft is not None:
+                self.soft.on_sample(sample)
+            for ev in derived:
+                self.add_event(ev)
 
     def add_event(self, event: PlantEvent) -> None:
         self._events.append(event)
@@ -76,8 +100,10 @@ class LiveRecorder:
             self.soft.on_event(event)
             self._soft_rows.extend(self.soft.take())
 
-    def flush(self) -> None:
-        """Write everything buffered in ONE transaction; on failure the rows stay buffered for the next try."""
+    def flush(self, everything: bool = False) -> None:
+        """Write everything buffered in ONE transaction; on failure the rows stay buffered for the next try.
+        `everything`: also derive from the samples still inside the reordering window (at the end)."""
+        self._derive(everything)
         if not (self._samples or self._events or self._soft_rows):
             return
         samples, events, soft = self._samples, self._events, self._soft_rows
@@ -114,7 +140,7 @@ class LiveRecorder:
 
     def close(self) -> None:
         try:
-            self.flush()
+            self.flush(everything=True)
         finally:
             self.store.close()
 
