@@ -92,10 +92,11 @@ class FurnacePolicy:
         return out
 
     @staticmethod
-    def first_full(groups: dict[str, list[WaitingLot]], cap: int) -> list[WaitingLot] | None:
+    def full_start(groups: dict[str, list[WaitingLot]], cap: int) -> Start | None:
+        """A full batch of the recipe group whose oldest lot came first, if any group fills the furnace."""
         for lots in groups.values():
             if len(lots) >= cap:
-                return lots[:cap]
+                return Start(lots[:cap], "full")
         return None
 
 
@@ -105,8 +106,7 @@ class FullPolicy(FurnacePolicy):
     name = "full"
 
     def decide(self, now, queue, furnace):
-        lots = self.first_full(self.groups(queue), furnace.capacity_lots)
-        return Start(lots, "full") if lots else None
+        return self.full_start(self.groups(queue), furnace.capacity_lots)
 
 
 class TimeoutPolicy(FurnacePolicy):
@@ -117,9 +117,9 @@ class TimeoutPolicy(FurnacePolicy):
 
     def decide(self, now, queue, furnace):
         groups = self.groups(queue)
-        lots = self.first_full(groups, furnace.capacity_lots)
-        if lots:
-            return Start(lots, "full")
+        full = self.full_start(groups, furnace.capacity_lots)
+        if full:
+            return full
         if not queue:
             return None
         oldest = queue[0]
@@ -173,9 +173,9 @@ class CampaignPolicy(FurnacePolicy):
                 return Start(current[:cap], "timeout")
             due = t
         else:
-            lots = self.first_full(groups, cap)
-            if lots:
-                return Start(lots, "full")
+            full = self.full_start(groups, cap)
+            if full:
+                return full
         for recipe, lots in groups.items():
             if recipe == furnace.recipe:
                 continue
@@ -201,9 +201,9 @@ class QualityAwarePolicy(FurnacePolicy):
 
     def decide(self, now, queue, furnace):
         groups = self.groups(queue)
-        lots = self.first_full(groups, furnace.capacity_lots)
-        if lots:
-            return Start(lots, "full")
+        full = self.full_start(groups, furnace.capacity_lots)
+        if full:
+            return full
         if not queue:
             return None
         due = math.inf

@@ -118,10 +118,6 @@ class Trace:
         self.horizon_h = horizon_h
         self.warmup_h = warmup_h
 
-    def event(self, t_h: float, kind: str, unit: str, lot_id: int = -1, batch_id: int = -1) -> None:
-        """Record one event (convenience form of `record`)."""
-        self.record((t_h, kind, unit, lot_id, batch_id))
-
     # -- conversion ------------------------------------------------------------------------------------
     def events_table(self) -> pa.Table:
         return _struct_rows_table(self.events, EVENTS_SCHEMA)
