@@ -243,12 +243,7 @@ class Store:
         keep = [c for c in tbl.column_names if c in known and c != "run_id"]
         tbl = _nan_to_null(tbl.select(keep))
         tbl = tbl.add_column(0, "run_id", pa.repeat(pa.scalar(run_id, pa.int64()), tbl.num_rows))
-        view = f"_twin_insert_{name}"
-        self.con.register(view, tbl)
-        try:
-            self.con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM {view}")
-        finally:
-            self.con.unregister(view)
+        insert_arrow(self.con, name, tbl)
 
     # -- reading ------------------------------------------------------------------------------------------
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
@@ -324,6 +319,16 @@ class Store:
         except OSError as exc:
             raise TwinError(f"cannot write to {out}: {exc.strerror or exc}") from None
         return paths
+
+
+def insert_arrow(con: duckdb.DuckDBPyConnection, name: str, tbl: pa.Table) -> None:
+    """Bulk insert an Arrow table into table `name` by column name, in the caller's transaction."""
+    view = f"_twin_insert_{name}"
+    con.register(view, tbl)
+    try:
+        con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM {view}")
+    finally:
+        con.unregister(view)
 
 
 def _nan_to_null(tbl: pa.Table) -> pa.Table:

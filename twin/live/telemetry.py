@@ -18,7 +18,7 @@ from twin.errors import TwinError
 from twin.live.derive import Deriver
 from twin.live.softsensor import SoftSensor
 from twin.schema import LIVE_TABLES, PLANT_EVENTS, SOFT_SENSOR, TELEMETRY, Table
-from twin.store import Store
+from twin.store import Store, insert_arrow
 
 _ARROW = {"VARCHAR": pa.string(), "BIGINT": pa.int64(), "INTEGER": pa.int32(), "DOUBLE": pa.float64(),
           "BOOLEAN": pa.bool_(), "TIMESTAMP": pa.timestamp("us")}  # fmt: skip
@@ -131,12 +131,7 @@ class LiveRecorder:
         self.written_predictions += len(soft)
 
     def _insert(self, table: Table, tbl: pa.Table) -> None:
-        view = f"_live_{table.name}"
-        self.con.register(view, tbl)
-        try:
-            self.con.execute(f"INSERT INTO {table.name} BY NAME SELECT * FROM {view}")
-        finally:
-            self.con.unregister(view)
+        insert_arrow(self.con, table.name, tbl)
 
     def close(self) -> None:
         try:
