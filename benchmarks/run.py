@@ -91,6 +91,10 @@ _PHYSICS_STUBS: dict[str, Callable[..., Any]] = {
 }
 
 
+def _drop(row: tuple) -> None:
+    return None
+
+
 @contextlib.contextmanager
 def patched(no_quality: bool, no_recording: bool) -> Iterator[None]:
     """Temporarily replace the per-lot quality model and/or event recording by no-ops (for the time shares)."""
@@ -100,8 +104,14 @@ def patched(no_quality: bool, no_recording: bool) -> Iterator[None]:
             saved.append((physics, name, getattr(physics, name)))
             setattr(physics, name, stub)
     if no_recording:
-        saved.append((Trace, "event", Trace.event))
-        Trace.event = lambda self, *a: None  # type: ignore[method-assign]
+        init = Trace.__init__
+
+        def init_without_recording(self: Trace, *a: Any, **k: Any) -> None:
+            init(self, *a, **k)
+            self.record = _drop  # the hot path `trace.record(row)` keeps nothing
+
+        saved.append((Trace, "__init__", init))
+        Trace.__init__ = init_without_recording  # type: ignore[method-assign]
     try:
         yield
     finally:

@@ -95,7 +95,7 @@ class Line:
         dist = cfg.ald.time_distribution
         kind = {"fixed": "one", "gamma": "gamma", "exponential": "exponential"}[dist]
         ald = self.streams.draws("ald_time", kind, cv=cfg.ald.time_cv)
-        quality = self.streams.draws("quality", "normal")
+        quality = self.streams.draws("quality", "normal", width=9)  # per lot: thickness + 2 x 4 QC deviates
         mix = cfg.arrivals.recipe_mix
         if mix:
             names = list(mix)
@@ -122,9 +122,8 @@ class Line:
 
     def release(self, lot: Lot, ald, quality) -> None:
         lot.ald_factor = ald.next()
-        q = quality.next
-        lot.z_thickness = q()
-        lot.noise = (q(), q(), q(), q(), q(), q(), q(), q())
+        lot.noise = noise = quality.next()
+        lot.z_thickness = noise[0]
         self.trace.lots.append(lot)
         self.trace.record((self.env.now, "arrive", "SRC", lot.lot_id, -1))
         self.ald_queue.put(lot)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from plant.physics import CoatingState
+
+_NO_NOISE = (0.0,) * 9
 
 
 class Lot:
@@ -29,7 +32,7 @@ class Lot:
         self.release_h = release_h
         self.ald_factor = 1.0
         self.z_thickness = 0.0
-        self.noise: tuple[float, ...] = (0.0,) * 8
+        self.noise: Sequence[float] = _NO_NOISE  # [z_thickness, 4 deviates of the first QC, 4 of the re-test]
         self.ald_unit = ""
         self.ald_start_h = math.nan
         self.ald_end_h = math.nan
@@ -52,6 +55,10 @@ class Lot:
         self.assessment = None
         self.precursor_mol = 0.0
         self.rework = False
+
+    def qc_noise(self) -> Sequence[float]:
+        """The measurement deviates (ICP, titration, XRD, EIS) of its current QC test: first test or re-test."""
+        return self.noise[1:5] if self.anneals <= 1 else self.noise[5:9]
 
     def __repr__(self) -> str:
         return f"Lot({self.lot_id}, {self.recipe}, {self.status})"

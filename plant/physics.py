@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -485,37 +485,68 @@ def nominal_thickness_nm(material: str, cycles: int, params: QualityParams) -> f
     return getattr(params, _GPC[material]) * max(0.0, cycles - params.n_delay_cycles)
 
 
+def coater(material: str, cycles: int, params: QualityParams) -> Callable[[float], CoatingState]:
+    """Eq. 1-2 for one chemistry: a function z_thickness -> freshly coated lot (the hot path of the ALD
+    reactors; the constants of the chemistry are worked out once)."""
+    nominal = nominal_thickness_nm(material, cycles, params)
+    cv, d_cov, saturation = params.cv_thickness, params.d_cov_nm, params.dose_saturation
+    rl0 = max(0.0, params.rl0_ppm + params.d_rl_ald_ppm)
+    exp = math.exp
+
+    def coat(z_thickness: float) -> CoatingState:
+        d = nominal * (1.0 + cv * z_thickness)
+        if d < 0.0:
+            d = 0.0
+        return CoatingState(material, cycles, d, (1.0 - exp(-d / d_cov)) * saturation, rl0, nominal)
+
+    return coat
+
+
 def new_coating(material: str, cycles: int, params: QualityParams, z_thickness: float) -> CoatingState:
     """Eq. 1-2: a freshly coated lot; z_thickness is the lot's standard-normal thickness deviate."""
-    nominal = nominal_thickness_nm(material, cycles, params)
-    d = max(0.0, nominal * (1.0 + params.cv_thickness * z_thickness))
-    coverage = (1.0 - math.exp(-d / params.d_cov_nm)) * params.dose_saturation
-    rl0 = max(0.0, params.rl0_ppm + params.d_rl_ald_ppm)
-    return CoatingState(material, cycles, d, coverage, rl0, nominal_nm=nominal)
+    return coater(material, cycles, params)(z_thickness)
 
 
-def wet_rate_ppm2_per_h(x_d: float, rh_pct: float, temp_c: float, params: QualityParams) -> float:
-    """Eq. 7: dE_w/dt = K_w (RH/50)^m exp(-Ea_w/R (1/T - 1/298.15)) (1 - η_b), η_b = η0 + (η1 - η0) X_d."""
+def _wet_env_factor(rh_pct: float, temp_c: float, params: QualityParams) -> float:
+    """Eq. 7 without the barrier term: K_w (RH/50)^m exp(-Ea_w/R (1/T - 1/298.15))."""
     if not 0.0 <= rh_pct <= 100.0:
         raise ValueError(f"relative humidity must be within 0-100 %, got {rh_pct!r}")
     tk = temp_c + 273.15
     if tk <= 0.0:
         raise ValueError(f"temperature must be above -273.15 °C, got {temp_c!r}")
-    eta_b = params.eta_0 + (params.eta_1 - params.eta_0) * x_d
     return (
         params.k_w_ppm2_per_h
         * (rh_pct / RH_REF_PCT) ** params.m_rh
         * math.exp(-params.ea_w_kj / R_KJ * (1.0 / tk - 1.0 / T_REF_K))
-        * max(0.0, 1.0 - eta_b)
     )
+
+
+def wet_rate_ppm2_per_h(x_d: float, rh_pct: float, temp_c: float, params: QualityParams) -> float:
+    """Eq. 7: dE_w/dt = K_w (RH/50)^m exp(-Ea_w/R (1/T - 1/298.15)) (1 - η_b), η_b = η0 + (η1 - η0) X_d."""
+    eta_b = params.eta_0 + (params.eta_1 - params.eta_0) * x_d
+    return _wet_env_factor(rh_pct, temp_c, params) * max(0.0, 1.0 - eta_b)
+
+
+def waiter(rh_pct: float, temp_c: float, params: QualityParams) -> Callable[[CoatingState, float], None]:
+    """Eq. 7 for one environment: a function (state, hours) -> None that lets a lot wait there (the hot path of
+    the furnaces; the environment's rate is worked out once)."""
+    env = _wet_env_factor(rh_pct, temp_c, params)
+    eta_0, d_eta = params.eta_0, params.eta_1 - params.eta_0
+
+    def wait_here(state: CoatingState, hours: float) -> None:
+        if not hours >= 0.0:
+            raise ValueError(f"wait hours must be >= 0, got {hours!r}")
+        barrier = 1.0 - (eta_0 + d_eta * state.x_d)
+        if barrier > 0.0:
+            state.e_w_ppm2 += env * barrier * hours
+        state.wait_h += hours
+
+    return wait_here
 
 
 def wait(state: CoatingState, hours: float, rh_pct: float, temp_c: float, params: QualityParams) -> None:
     """Eq. 7: the lot waits `hours` at rh_pct and temp_c; the wet exposure grows (residual Li ∝ √time)."""
-    if not hours >= 0.0:
-        raise ValueError(f"wait hours must be >= 0, got {hours!r}")
-    state.e_w_ppm2 += wet_rate_ppm2_per_h(state.x_d, rh_pct, temp_c, params) * hours
-    state.wait_h += hours
+    waiter(rh_pct, temp_c, params)(state, hours)
 
 
 def _jmak(a_theta: float, n: float) -> float:

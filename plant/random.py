@@ -32,16 +32,21 @@ class Draws:
 
     `kind` is "exponential" (mean 1), "normal" (standard), "uniform" [0, 1), "gamma" (mean 1, given cv) or
     "one" (always 1.0, no draws). `next()` returns the next variate as a Python float; it is the C-level
-    `__next__` of a chain over blocks, so a draw costs no Python frame.
+    `__next__` of a chain over blocks, so a draw costs no Python frame. With `width` > 1, `next()` returns the
+    next `width` variates at once as a list (the same sequence: numpy fills a block row by row).
     """
 
-    __slots__ = ("_gen", "_kind", "_cv", "next")
+    __slots__ = ("_gen", "_kind", "_cv", "_width", "next")
 
-    def __init__(self, gen: np.random.Generator, kind: str, cv: float = 0.0) -> None:
+    def __init__(self, gen: np.random.Generator, kind: str, cv: float = 0.0, width: int = 1) -> None:
         if kind not in ("exponential", "normal", "uniform", "gamma", "one"):
             raise ValueError(f"unknown distribution {kind!r}")
-        self._gen, self._kind, self._cv = gen, kind, cv
-        if kind == "one" or (kind == "gamma" and cv <= 0):
+        if width < 1:
+            raise ValueError(f"width must be >= 1, got {width!r}")
+        self._gen, self._kind, self._cv, self._width = gen, kind, cv, width
+        if kind == "one" and width > 1:
+            self.next = itertools.repeat([1.0] * width).__next__
+        elif kind == "one" or (kind == "gamma" and cv <= 0):
             self.next: Callable[[], float] = itertools.repeat(1.0).__next__
         else:
             self.next = itertools.chain.from_iterable(self._blocks()).__next__
@@ -56,12 +61,13 @@ class Draws:
             shape = 1.0 / (self._cv * self._cv)
             scale = 1.0 / shape
 
-            def draw(n: int) -> np.ndarray:
+            def draw(n: int | tuple[int, int]) -> np.ndarray:
                 return g.gamma(shape, scale, n)
         else:
             draw = g.random
+        size = _BLOCK if self._width == 1 else (_BLOCK, self._width)
         while True:
-            yield draw(_BLOCK).tolist()
+            yield draw(size).tolist()
 
 
 class Streams:
@@ -74,5 +80,5 @@ class Streams:
         ss = np.random.SeedSequence(self.seed, spawn_key=(self.replication, SOURCES[source], *sub))
         return np.random.Generator(np.random.PCG64(ss))
 
-    def draws(self, source: str, kind: str, *sub: int, cv: float = 0.0) -> Draws:
-        return Draws(self.generator(source, *sub), kind, cv)
+    def draws(self, source: str, kind: str, *sub: int, cv: float = 0.0, width: int = 1) -> Draws:
+        return Draws(self.generator(source, *sub), kind, cv, width)

@@ -6,14 +6,18 @@ happens once, after the run. Column names and meanings are documented in docs/ar
 
 from __future__ import annotations
 
+import array
 import gc
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
+
+from plant.physics import Properties
 
 if TYPE_CHECKING:
     from plant.lot import Lot
@@ -29,10 +33,7 @@ EVENTS_SCHEMA = pa.schema(
      ("batch_id", pa.int64())]
 )  # fmt: skip
 
-_LOT_QUALITY = (
-    "thickness_nm", "coverage", "x_d", "x_c", "roughness_nm", "bonding", "r_rel", "r_int_ohm_cm2", "rl_ppm",
-    "dmix_pct", "l_d_nm", "q0_mah_g", "fce", "ret100",
-)  # fmt: skip
+_LOT_QUALITY = Properties._fields  # the quality columns are the Properties tuple, in its order
 
 _LOT_RECORD = (
     "lot_id", "recipe", "mass_kg", "release_h", "ald_unit", "ald_start_h", "ald_end_h", "anneal_start_h",
@@ -77,22 +78,40 @@ def gc_paused() -> Iterator[None]:
 
     A run and the conversion of its trace allocate millions of objects and make no reference cycles, so the
     collector would only rescan the growing trace again and again (time per lot would grow with the horizon).
-    `tests/test_line.py::test_a_run_leaves_no_cyclic_garbage` guards the no-cycles premise."""
+    `tests/test_line.py::test_a_run_leaves_no_cyclic_garbage` guards the no-cycles premise.
+
+    On exit the objects made meanwhile are moved to the oldest generation unscanned (`gc.freeze()` then
+    `gc.unfreeze()`): re-enabled with millions of young objects pending, the collector would otherwise run a
+    full collection at the next allocation (a fifth of a one-year run's time). They stay collectable: the
+    next full collection, when the oldest generation has grown enough, scans them as usual."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if enabled:
+            gc.freeze()
+            gc.unfreeze()
             gc.enable()
+
+
+_TYPECODES = {pa.float64(): ("d", np.float64), pa.int64(): ("q", np.int64)}
+
+
+def _column(values: Sequence[Any], type_: pa.DataType) -> pa.Array:
+    """One column from a sequence of Python values. Floats and ints go through a typed `array.array` (one C
+    loop) and reach Arrow without a copy; other types are converted by Arrow."""
+    code = _TYPECODES.get(type_)
+    if code is None:
+        return pa.array(values, type=type_)
+    return pa.array(np.frombuffer(array.array(code[0], values), dtype=code[1]), type=type_)
 
 
 def _rows_table(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
     """Transpose a list of row tuples into an Arrow table of the given schema."""
     if not rows:
         return schema.empty_table()
-    cols = zip(*rows)
-    return pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(cols, schema)], schema=schema)
+    return pa.Table.from_arrays([_column(c, f.type) for c, f in zip(zip(*rows), schema)], schema=schema)
 
 
 def _struct_rows_table(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
@@ -124,14 +143,14 @@ class Trace:
 
     def lots_table(self) -> pa.Table:
         lots = self.lots
-        cols: dict[str, Any] = {name: list(map(attrgetter(name), lots)) for name in _LOT_RECORD}
+        if not lots:
+            return LOTS_SCHEMA.empty_table()
+        record = zip(*map(attrgetter(*_LOT_RECORD), lots))
         no_props = (math.nan,) * len(_LOT_QUALITY)
-        quality = attrgetter(*_LOT_QUALITY)
-        rows = [no_props if lot.assessment is None else quality(lot.assessment.props) for lot in lots]
-        for name, col in zip(_LOT_QUALITY, zip(*rows) if rows else [()] * len(_LOT_QUALITY)):
-            cols[name] = col
-        cols["precursor_mol"] = list(map(attrgetter("precursor_mol"), lots))
-        return pa.Table.from_pydict(cols, schema=LOTS_SCHEMA)
+        quality = zip(*[no_props if lot.assessment is None else lot.assessment.props for lot in lots])
+        precursor = (tuple(map(attrgetter("precursor_mol"), lots)),)
+        columns = [_column(c, f.type) for c, f in zip((*record, *quality, *precursor), LOTS_SCHEMA)]
+        return pa.Table.from_arrays(columns, schema=LOTS_SCHEMA)
 
     def batches_table(self) -> pa.Table:
         return _rows_table(self.batches, BATCHES_SCHEMA)
@@ -140,7 +159,7 @@ class Trace:
         return _rows_table(self.units, UNITS_SCHEMA)
 
     def states_table(self) -> pa.Table:
-        return _struct_rows_table(self.states, STATES_SCHEMA)
+        return _rows_table(self.states, STATES_SCHEMA)
 
     def tables(self) -> dict[str, pa.Table]:
         """The run as Arrow tables: events, lots, batches, units, states."""

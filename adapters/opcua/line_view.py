@@ -387,7 +387,7 @@ class LineView:
             self._set(unit, "LastLotId", lot_id)
             self._set(unit, "LastVerdict", kind)
             if lot is not None and lot.assessment is not None:
-                z = lot.noise[3] if lot.anneals <= 1 else lot.noise[7]
+                z = lot.qc_noise()[3]  # the EIS deviate of the test that decided
                 r_meas = lot.assessment.props.r_int_ohm_cm2 * (1.0 + self._cv_eis * z)
                 self._set(unit, "LastResistance", round(float(r_meas), 3))
             tag = {"pass": "PassedCount", "rework": "ReworkCount", "scrap": "FailedCount"}[kind]

@@ -47,6 +47,7 @@ class AldReactor(Unit):
         queue, buffer = line.ald_queue, line.buffer
         coat = line.scenario.coating
         qp = line.qp
+        deposit = physics.coater(coat.material, coat.cycles, qp)
         calendar = line.calendar
         staffed = calendar.always_staffed and not calendar.shutdowns
         precursor: dict[float, float] = {}  # mol per lot mass (same chemistry for every lot)
@@ -69,13 +70,18 @@ class AldReactor(Unit):
             lot.ald_unit = name
             f = lot.ald_factor
             if staffed:  # one timeout for the whole batch
-                yield from self.operate(max(0.0, (self.load_h + self.auto_h + self.unload_h) * f - elapsed))
+                dur = max(0.0, (self.load_h + self.auto_h + self.unload_h) * f - elapsed)
+                run = self.uninterrupted(dur)
+                if run is not None:
+                    yield run
+                else:
+                    yield from self.operate(dur)
             else:  # unloading waits for an operator
                 yield from self.operate(max(0.0, (self.load_h + self.auto_h) * f - elapsed))
                 yield from self.wait_ready(staff=True)
                 yield from self.operate(self.unload_h * f)
             lot.ald_end_h = lot.exposed_since_h = env.now
-            lot.coating = physics.new_coating(coat.material, coat.cycles, qp, lot.z_thickness)
+            lot.coating = deposit(lot.z_thickness)
             mol = precursor.get(lot.mass_kg)
             if mol is None:
                 mol = precursor[lot.mass_kg] = physics.precursor_mol(
@@ -84,7 +90,8 @@ class AldReactor(Unit):
             lot.precursor_mol = mol
             trace.record((env.now, "ald_end", name, lot.lot_id, -1))
             self.batches += 1
-            yield from buffer.put(lot, self)
+            if not buffer.try_put(lot):
+                yield from buffer.put(lot, self)
             self.to(env.now, "standby")
             if self.pm_every and self.batches % self.pm_every == 0 and self.pm_dur_h > 0:
                 if not staffed:

@@ -28,8 +28,17 @@ class Buffer:
         self.rh_pct = cfg.effective_rh_pct
         self.temp_c = cfg.temp_c
         self.free_slots = cfg.capacity_lots
+        self.wait = physics.waiter(self.rh_pct, self.temp_c, line.qp)  # wait(coating, hours): exposure here
         self._blocked: deque = deque()  # reactors waiting for a slot (their events), first come first served
         self.queue: list[Lot] = []
+
+    def try_put(self, lot: Lot) -> bool:
+        """Take a slot for a coated lot if one is free (the common case of `put`, without a generator)."""
+        if self.free_slots <= 0:
+            return False
+        self.free_slots -= 1
+        self.add(lot)
+        return True
 
     def put(self, lot: Lot, reactor: Unit):
         """Take a slot for a coated lot (waiting while the buffer is full: the reactor is blocked)."""

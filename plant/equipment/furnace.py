@@ -97,10 +97,10 @@ class Furnace(Unit):
         env, trace, name = line.env, line.trace, self.name
         staffed = line.calendar.always_staffed and not line.calendar.shutdowns
         start = env.now - elapsed_h
-        rh, temp_c, qp = line.buffer.rh_pct, line.buffer.temp_c, line.qp
+        wait, qp = line.buffer.wait, line.qp
         rework_lots = 0
         for lot in lots:
-            physics.wait(lot.coating, start - lot.exposed_since_h, rh, temp_c, qp)
+            wait(lot.coating, start - lot.exposed_since_h)
             if lot.anneals == 0:
                 lot.wait_h = start - lot.ald_end_h
                 lot.anneal_start_h = start

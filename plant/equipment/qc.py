@@ -47,31 +47,33 @@ class Qc:
 
     def station(self, st: QcStation):
         line = self.line
-        env, trace, name, qp = line.env, line.trace, self.name, line.qp
+        env, record, name, qp = line.env, line.trace.record, self.name, line.qp
+        get, assess, test_h, can_rework = self.queue.get, physics.assess, self.test_h, self.rework_enabled
         staffed = line.calendar.always_staffed and not line.calendar.shutdowns
         while True:
-            lot = yield self.queue.get()
+            lot = yield get()
             if not staffed:
                 yield from st.wait_ready(staff=True)
-            trace.record((env.now, "qc_start", name, lot.lot_id, -1))
+            lot_id = lot.lot_id
+            record((env.now, "qc_start", name, lot_id, -1))
             st.to(env.now, "productive")
             st.batches += 1
-            yield env.timeout(self.test_h)
+            yield env.timeout(test_h)
             now = env.now
             lot.qc_end_h = now
-            trace.record((now, "qc_end", name, lot.lot_id, -1))
-            noise = lot.noise[:4] if lot.anneals <= 1 else lot.noise[4:]
-            a = physics.assess(lot.coating, qp, noise, self.rework_enabled and not lot.rework)
+            record((now, "qc_end", name, lot_id, -1))
+            a = assess(lot.coating, qp, lot.qc_noise(), can_rework and not lot.rework)
             lot.assessment = a
-            lot.verdict, lot.reason = a.verdict, a.reason
-            if a.verdict == "pass":
+            verdict = lot.verdict = a.verdict
+            lot.reason = a.reason
+            if verdict == "pass":
                 lot.status = "good"
                 lot.done_h = now
                 lot.first_pass = not lot.rework
                 self.passed += 1
-                trace.record((now, "pass", name, lot.lot_id, -1))
-            elif a.verdict == "rework":
-                trace.record((now, "rework", name, lot.lot_id, -1))
+                record((now, "pass", name, lot_id, -1))
+            elif verdict == "rework":
+                record((now, "rework", name, lot_id, -1))
                 lot.rework = True
                 lot.exposed_since_h = now
                 line.buffer.add(lot)
@@ -79,5 +81,5 @@ class Qc:
                 lot.status = "scrap"
                 lot.done_h = now
                 self.failed += 1
-                trace.record((now, "scrap", name, lot.lot_id, -1))
+                record((now, "scrap", name, lot_id, -1))
             st.to(now, "standby")

@@ -12,6 +12,8 @@ import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from simpy.events import Timeout
+
     from plant.line import Line
     from plant.random import Draws
 
@@ -111,6 +113,18 @@ class Unit:
 
     def failure_due(self) -> bool:
         return self.mtbf_h is not None and self._room() <= 0.0
+
+    def uninterrupted(self, dur_h: float, state: str = "productive") -> Timeout | None:
+        """The common case of `operate`, without a generator: if no failure falls within the next `dur_h` hours,
+        enter `state`, book the hours on the failure clock and return the one timeout to yield; else None (the
+        caller then runs `operate`)."""
+        calendar_clock = self.failure_clock != "operating"
+        if (self.ttf_h - self.env.now if calendar_clock else self.ttf_h) <= dur_h:
+            return None
+        self.to(self.env.now, state)
+        if not calendar_clock:
+            self.ttf_h -= dur_h
+        return self.env.timeout(dur_h)
 
     def operate(self, dur_h: float, state: str = "productive"):
         """Run `dur_h` hours in `state`; a failure on the way adds its repair (preempt-resume)."""
