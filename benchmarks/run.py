@@ -82,10 +82,10 @@ def bare_once(sc: Any, seed: int, rep: int) -> tuple[float, int, int]:
 
 _PASS = SimpleNamespace(verdict="pass", reason="ok", props=None)
 _PHYSICS_STUBS: dict[str, Callable[..., Any]] = {
-    "new_coating": lambda *a, **k: None,
+    "coater": lambda *a, **k: lambda z: None,
+    "waiter": lambda *a, **k: lambda state, hours: None,
     "precursor_mol": lambda *a, **k: 0.0,
     "wait_budget_h": lambda *a, **k: math.inf,
-    "wait": lambda *a, **k: None,
     "anneal": lambda *a, **k: None,
     "assess": lambda *a, **k: _PASS,
 }

@@ -43,13 +43,14 @@ class AldReactor(Unit):
     def run(self, first=None):
         """The reactor's process. `first` = (lot, elapsed_h): a lot already inside at time 0 (forecasts)."""
         line = self.line
-        env, trace, name = self.env, line.trace, self.name
+        env, record, name = self.env, line.trace.record, self.name
         queue, buffer = line.ald_queue, line.buffer
         coat = line.scenario.coating
         qp = line.qp
         deposit = physics.coater(coat.material, coat.cycles, qp)
         calendar = line.calendar
         staffed = calendar.always_staffed and not calendar.shutdowns
+        batch_h = self.load_h + self.auto_h + self.unload_h  # attended throughout when always staffed
         precursor: dict[float, float] = {}  # mol per lot mass (same chemistry for every lot)
         while True:
             if first is not None:
@@ -65,12 +66,12 @@ class AldReactor(Unit):
                 lot = yield queue.get()
                 if not staffed:
                     yield from self.wait_ready(staff=True)
-                lot.ald_start_h = env.now
-                trace.record((env.now, "ald_start", name, lot.lot_id, -1))
+                lot.ald_start_h = now = env.now
+                record((now, "ald_start", name, lot.lot_id, -1))
             lot.ald_unit = name
             f = lot.ald_factor
             if staffed:  # one timeout for the whole batch
-                dur = max(0.0, (self.load_h + self.auto_h + self.unload_h) * f - elapsed)
+                dur = max(0.0, batch_h * f - elapsed)
                 run = self.uninterrupted(dur)
                 if run is not None:
                     yield run
@@ -80,7 +81,7 @@ class AldReactor(Unit):
                 yield from self.operate(max(0.0, (self.load_h + self.auto_h) * f - elapsed))
                 yield from self.wait_ready(staff=True)
                 yield from self.operate(self.unload_h * f)
-            lot.ald_end_h = lot.exposed_since_h = env.now
+            lot.ald_end_h = lot.exposed_since_h = now = env.now
             lot.coating = deposit(lot.z_thickness)
             mol = precursor.get(lot.mass_kg)
             if mol is None:
@@ -88,7 +89,7 @@ class AldReactor(Unit):
                     coat.material, coat.cycles, lot.mass_kg, qp
                 )
             lot.precursor_mol = mol
-            trace.record((env.now, "ald_end", name, lot.lot_id, -1))
+            record((now, "ald_end", name, lot.lot_id, -1))
             self.batches += 1
             if not buffer.try_put(lot):
                 yield from buffer.put(lot, self)
@@ -96,8 +97,8 @@ class AldReactor(Unit):
             if self.pm_every and self.batches % self.pm_every == 0 and self.pm_dur_h > 0:
                 if not staffed:
                     yield from self.wait_ready(staff=True)
-                trace.record((env.now, "pm_start", name, -1, -1))
+                record((env.now, "pm_start", name, -1, -1))
                 self.to(env.now, "scheduled_down")
                 yield env.timeout(self.pm_dur_h)
-                trace.record((env.now, "pm_end", name, -1, -1))
+                record((env.now, "pm_end", name, -1, -1))
                 self.to(env.now, "standby")

@@ -11,7 +11,7 @@ down for repair. The dispatcher asks the scheduling policy what an idle furnace 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from plant import physics
 from plant.equipment.unit import Unit
@@ -40,6 +40,9 @@ class Furnace(Unit):
             None  # an operator's setpoint for the next batches (OPC UA write)
         )
         self.setups = 0
+        self._plans: dict[tuple[str, float | None], _Plan] = {}
+        calendar = line.calendar
+        self.staffed = calendar.always_staffed and not calendar.shutdowns
         self.init_failures(
             cfg.mtbf_h, cfg.mttr_h, cfg.failure_clock, line.streams.draws("failures", "exponential", 1, index)
         )
@@ -59,45 +62,60 @@ class Furnace(Unit):
     def lead_h(self, recipe: str) -> float:
         return self.setup_h(recipe) + self.cfg.load_h
 
+    def _plan(self, recipe_name: str) -> _Plan:
+        """The recipe as run now (with the operator's setpoint, if any), its dose and its per-batch utilities."""
+        key = (recipe_name, self.setpoint_override)
+        plan = self._plans.get(key)
+        if plan is None:
+            line, cfg = self.line, self.cfg
+            recipe = line.recipe_for(recipe_name, self.setpoint_override)
+            dose = line.dose_of(recipe)
+            heat = (recipe.setpoint_c - cfg.start_c) / (400.0 - cfg.start_c)
+            ramp_h = (recipe.setpoint_c - cfg.start_c) / recipe.ramp_c_per_min / 60.0
+            gas = cfg.gas_nm3_per_h * dose.duration_h
+            plan = self._plans[key] = _Plan(recipe, dose, heat, ramp_h, gas, gas if recipe.atmosphere == "O2" else 0.0)
+        return plan
+
     def run_batch(self, lots: list[Lot], reason: str, elapsed_h: float = 0.0):
         """One batch. `elapsed_h` > 0: a batch already heating for that long at time 0 (forecasts)."""
         line, cfg = self.line, self.cfg
-        env, trace, name = line.env, line.trace, self.name
+        env, name = line.env, self.name
         recipe_name = lots[0].recipe
-        recipe = line.recipe_for(recipe_name, self.setpoint_override)
+        plan = self._plan(recipe_name)
+        recipe = plan.recipe
         batch_id = line.new_batch_id()
-        trace.record((env.now, "load_start", name, -1, batch_id))
-        load_start = env.now - elapsed_h - cfg.load_h
+        now = env.now
+        line.trace.record((now, "load_start", name, -1, batch_id))
+        load_start = now - elapsed_h - cfg.load_h
         setup = 0.0
-        staffed = line.calendar.always_staffed and not line.calendar.shutdowns
         if elapsed_h > 0:
             self.recipe, self.setpoint_c, self.atmosphere = recipe_name, recipe.setpoint_c, recipe.atmosphere
-            yield from self._cycle(lots, recipe_name, recipe, batch_id, load_start, setup, reason, elapsed_h)
+            yield from self._cycle(lots, recipe_name, plan, batch_id, load_start, setup, reason, elapsed_h)
             return
         if self.failure_due():  # failed while idle (calendar clock): found when the operator starts
             yield from self.repair("standby")
         setup = self.setup_h(recipe_name)
         if setup > 0:
-            trace.record((env.now, "setup_start", name, -1, batch_id))
+            line.trace.record((env.now, "setup_start", name, -1, batch_id))
             self.to(env.now, "setup")
             self.setups += 1
             yield env.timeout(setup)
-            trace.record((env.now, "setup_end", name, -1, batch_id))
+            line.trace.record((env.now, "setup_end", name, -1, batch_id))
         self.recipe, self.setpoint_c, self.atmosphere = recipe_name, recipe.setpoint_c, recipe.atmosphere
-        if not staffed:
+        if not self.staffed:
             yield from self.wait_ready(staff=True)
         if cfg.load_h > 0:
             self.to(env.now, "productive")
             yield env.timeout(cfg.load_h)
-        yield from self._cycle(lots, recipe_name, recipe, batch_id, load_start, setup, reason, 0.0)
+        yield from self._cycle(lots, recipe_name, plan, batch_id, load_start, setup, reason, 0.0)
 
-    def _cycle(self, lots, recipe_name, recipe, batch_id, load_start, setup, reason, elapsed_h):
+    def _cycle(self, lots, recipe_name, plan, batch_id, load_start, setup, reason, elapsed_h):
         """Heating, soak and cooling (the profile the quality model integrates), unloading, booking."""
         line, cfg = self.line, self.cfg
-        env, trace, name = line.env, line.trace, self.name
-        staffed = line.calendar.always_staffed and not line.calendar.shutdowns
+        env, record, name = line.env, line.trace.record, self.name
+        recipe, dose = plan.recipe, plan.dose
         start = env.now - elapsed_h
-        wait, qp = line.buffer.wait, line.qp
+        wait = line.buffer.wait
         rework_lots = 0
         for lot in lots:
             wait(lot.coating, start - lot.exposed_since_h)
@@ -108,45 +126,54 @@ class Furnace(Unit):
             else:
                 lot.rework_batch_id = batch_id
                 rework_lots += 1
-            trace.record((start, "batch_start", name, lot.lot_id, batch_id))
-        dose = line.dose_of(recipe)
+            record((start, "batch_start", name, lot.lot_id, batch_id))
         cycle_h = dose.duration_h
         self.to(env.now, "productive")
         yield env.timeout(max(0.0, cycle_h - elapsed_h))
         if self.failure_clock == "operating":
             self.ttf_h -= cycle_h
+        anneal, atmosphere, qp = physics.anneal, recipe.atmosphere, line.qp
         for lot in lots:
-            physics.anneal(lot.coating, dose, recipe.atmosphere, qp)
+            anneal(lot.coating, dose, atmosphere, qp)
             lot.anneals += 1
-        if not staffed:
+        if not self.staffed:
             yield from self.wait_ready(staff=True)
         if cfg.unload_h > 0:
             self.to(env.now, "productive")
             yield env.timeout(cfg.unload_h)
         end = env.now
         mass = 0.0
+        submit = line.qc.submit
         for lot in lots:
             mass += lot.mass_kg
             lot.anneal_end_h = end
-            trace.record((end, "batch_end", name, lot.lot_id, batch_id))
-            line.qc.submit(lot)
-        heat = (recipe.setpoint_c - cfg.start_c) / (400.0 - cfg.start_c)
-        ramp_h = (recipe.setpoint_c - cfg.start_c) / recipe.ramp_c_per_min / 60.0
-        energy = (cfg.heat_kwh_fixed + cfg.heat_kwh_per_kg * mass) * heat + cfg.holding_kw * (
-            ramp_h + recipe.soak_h
+            record((end, "batch_end", name, lot.lot_id, batch_id))
+            submit(lot)
+        energy = (cfg.heat_kwh_fixed + cfg.heat_kwh_per_kg * mass) * plan.heat + cfg.holding_kw * (
+            plan.ramp_h + recipe.soak_h
         )
-        gas = cfg.gas_nm3_per_h * cycle_h
-        trace.batches.append((
+        line.trace.batches.append((
             batch_id, name, recipe_name, recipe.setpoint_c, recipe.ramp_c_per_min, recipe.soak_h,
-            recipe.cool_c_per_min, recipe.atmosphere, len(lots), self.capacity_lots, mass, setup, load_start,
-            start, end, energy, gas if recipe.atmosphere == "O2" else 0.0, gas, rework_lots, reason,
+            recipe.cool_c_per_min, atmosphere, len(lots), self.capacity_lots, mass, setup, load_start,
+            start, end, energy, plan.o2_nm3, plan.gas_nm3, rework_lots, reason,
         ))  # fmt: skip
         self.batches += 1
-        self.to(env.now, "standby")
+        self.to(end, "standby")
         if self.failure_due():
             yield from self.repair("standby")
         self.idle = True
         line.dispatcher.notify()
+
+
+class _Plan(NamedTuple):
+    """A recipe as a furnace runs it: the recipe, its dose and its utilities per batch."""
+
+    recipe: Any
+    dose: physics.AnnealDose
+    heat: float  # heating energy relative to a 400 °C batch
+    ramp_h: float
+    gas_nm3: float
+    o2_nm3: float
 
 
 class Dispatcher:
