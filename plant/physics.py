@@ -625,52 +625,113 @@ def anneal(state: CoatingState, dose: AnnealDose, atmosphere: str, params: Quali
     state.anneals += 1
 
 
+def _property_model(params: QualityParams) -> Callable[[CoatingState], Properties]:
+    """Eq. 5 (thickness shrink) and eq. 10 (resistance, capacity, FCE, retention) plus roughness and bonding, with
+    the parameters bound once (QC evaluates it for every lot)."""
+    gain = {m: getattr(params, _GAIN[m]) for m in MATERIALS}
+    p = params
+    alpha_d, alpha_u, alpha_rl, alpha_c, alpha_m = (
+        p.alpha_d_per_nm, p.alpha_u, p.alpha_rl_per_kppm, p.alpha_c, p.alpha_m_per_pct,
+    )  # fmt: skip
+    q_ref, beta_d, d_free, beta_rl, beta_m, beta_r = (
+        p.q_ref_mah_g, p.beta_d_mah_g_nm, p.d_free_nm, p.beta_rl_mah_g_kppm, p.beta_m_mah_g_pct, p.beta_r_mah_g,
+    )  # fmt: skip
+    fce_ref, phi_rl, phi_m = p.fce_ref, p.phi_rl_per_kppm, p.phi_m_per_pct
+    k_f0, epsilon, gamma_rl, gamma_c = p.k_f0_per_cycle, p.epsilon, p.gamma_rl_per_kppm, p.gamma_c
+    rough0, rough_min, r_ref = p.rough0_nm, p.rough_min_nm, p.r_ref_ohm_cm2
+    exp = math.exp
+
+    def properties_of(state: CoatingState) -> Properties:
+        x_d = state.x_d
+        d = state.thickness0_nm / (1.0 + x_d * gain[state.material])
+        rl = state.rl_ppm
+        rl_k = rl / 1000.0
+        dmix = state.dmix_pct
+        x_c = state.x_c
+        coated = state.thickness0_nm > 0.0
+        r_rel = (
+            (1.0 + alpha_d * d)
+            * ((1.0 + alpha_u * (1.0 - x_d)) if coated else 1.0)
+            * (1.0 + alpha_rl * rl_k)
+            * (1.0 + alpha_c * x_c)
+            * (1.0 + alpha_m * dmix)
+        )
+        q0 = q_ref - beta_d * max(0.0, d - d_free) - beta_rl * rl_k - beta_m * dmix - beta_r * (r_rel - 1.0)
+        fce = fce_ref - phi_rl * rl_k - phi_m * dmix
+        k_f = (
+            k_f0
+            * (1.0 - epsilon * state.coverage * (0.5 + 0.5 * state.bonding))
+            * (1.0 + gamma_rl * rl_k)
+            * (1.0 + gamma_c * x_c)
+        )
+        roughness = rough0 - (rough0 - rough_min) * state.x_rough if coated else 0.0
+        return Properties(
+            d, state.coverage, x_d, x_c, roughness, state.bonding, r_rel, r_ref * r_rel, rl, dmix, state.l_d_nm,
+            q0, fce, exp(-100.0 * k_f),
+        )  # fmt: skip
+
+    return properties_of
+
+
+def _spec_check(
+    params: QualityParams, properties_of: Callable[[CoatingState], Properties]
+) -> Callable[[CoatingState, Sequence[float], bool], Assessment]:
+    """Eq. 11 with the parameters bound once; see `assess`."""
+    p = params
+    cv_icp, cv_xrd, cv_titration, cv_eis = p.cv_icp, p.cv_xrd, p.cv_titration, p.cv_eis
+    t_min, t_max = p.thickness_min_rel, p.thickness_max_rel
+    dmix_max, l_d_max, x_d_min, rl_max, r_rel_max = (
+        p.dmix_max_pct, p.l_d_max_nm, p.x_d_min, p.rl_max_ppm, p.r_rel_max,
+    )  # fmt: skip
+
+    def assess_lot(state: CoatingState, noise: Sequence[float], can_rework: bool) -> Assessment:
+        props = properties_of(state)
+        z_icp, z_rl, z_xrd, z_eis = noise
+        nominal = state.nominal_nm
+        if nominal > 0.0:
+            d_meas = state.thickness0_nm * (1.0 + cv_icp * z_icp)
+            if not t_min * nominal <= d_meas <= t_max * nominal:
+                return Assessment("scrap", "thickness", props)
+        if props.dmix_pct * (1.0 + cv_xrd * z_xrd) > dmix_max:
+            return Assessment("scrap", "damage_mixing", props)
+        if props.l_d_nm > l_d_max:
+            return Assessment("scrap", "damage_diffusion", props)
+        if state.thickness0_nm > 0.0 and props.x_d < x_d_min:
+            return Assessment("rework" if can_rework else "scrap", "under_dense", props)
+        if props.rl_ppm * (1.0 + cv_titration * z_rl) > rl_max:
+            return Assessment("scrap", "residual_li", props)
+        if props.r_rel * (1.0 + cv_eis * z_eis) > r_rel_max:
+            return Assessment("scrap", "resistance", props)
+        return Assessment("pass", "ok", props)
+
+    return assess_lot
+
+
+class QualityModel(NamedTuple):
+    """The per-lot property and spec-check functions for one parameter set (see `quality_model`)."""
+
+    params: QualityParams
+    properties: Callable[[CoatingState], Properties]
+    assess: Callable[[CoatingState, Sequence[float], bool], Assessment]
+
+
+_MODELS: dict[int, QualityModel] = {}  # by id(params); entries hold the params, so an id is not reused meanwhile
+
+
+def quality_model(params: QualityParams) -> QualityModel:
+    """`properties` and `assess` with the parameters bound (built once per parameter set)."""
+    hit = _MODELS.get(id(params))
+    if hit is None or hit.params is not params:
+        if len(_MODELS) > 64:
+            _MODELS.clear()
+        props = _property_model(params)
+        hit = _MODELS[id(params)] = QualityModel(params, props, _spec_check(params, props))
+    return hit
+
+
 def properties(state: CoatingState, params: QualityParams) -> Properties:
     """Eq. 5 (thickness shrink) and eq. 10 (resistance, capacity, FCE, retention) plus roughness and bonding."""
-    d = state.thickness0_nm / (1.0 + state.x_d * getattr(params, _GAIN[state.material]))
-    rl = state.rl_ppm
-    rl_k = rl / 1000.0
-    dmix = state.dmix_pct
-    x_c = state.x_c
-    coated = state.thickness0_nm > 0.0
-    r_rel = (
-        (1.0 + params.alpha_d_per_nm * d)
-        * ((1.0 + params.alpha_u * (1.0 - state.x_d)) if coated else 1.0)
-        * (1.0 + params.alpha_rl_per_kppm * rl_k)
-        * (1.0 + params.alpha_c * x_c)
-        * (1.0 + params.alpha_m_per_pct * dmix)
-    )
-    q0 = (
-        params.q_ref_mah_g
-        - params.beta_d_mah_g_nm * max(0.0, d - params.d_free_nm)
-        - params.beta_rl_mah_g_kppm * rl_k
-        - params.beta_m_mah_g_pct * dmix
-        - params.beta_r_mah_g * (r_rel - 1.0)
-    )
-    fce = params.fce_ref - params.phi_rl_per_kppm * rl_k - params.phi_m_per_pct * dmix
-    k_f = (
-        params.k_f0_per_cycle
-        * (1.0 - params.epsilon * state.coverage * (0.5 + 0.5 * state.bonding))
-        * (1.0 + params.gamma_rl_per_kppm * rl_k)
-        * (1.0 + params.gamma_c * x_c)
-    )
-    roughness = params.rough0_nm - (params.rough0_nm - params.rough_min_nm) * state.x_rough if coated else 0.0
-    return Properties(
-        d,
-        state.coverage,
-        state.x_d,
-        x_c,
-        roughness,
-        state.bonding,
-        r_rel,
-        params.r_ref_ohm_cm2 * r_rel,
-        rl,
-        dmix,
-        state.l_d_nm,
-        q0,
-        fce,
-        math.exp(-100.0 * k_f),
-    )
+    return quality_model(params).properties(state)
 
 
 def assess(
@@ -684,24 +745,7 @@ def assess(
     else scrap: a re-anneal also converts residual Li, so an unannealed film is judged first), residual_li
     (scrap), resistance (scrap); otherwise pass/ok.
     """
-    p = properties(state, params)
-    z_icp, z_rl, z_xrd, z_eis = noise
-    nominal = state.nominal_nm
-    if nominal > 0.0:
-        d_meas = state.thickness0_nm * (1.0 + params.cv_icp * z_icp)
-        if not params.thickness_min_rel * nominal <= d_meas <= params.thickness_max_rel * nominal:
-            return Assessment("scrap", "thickness", p)
-    if p.dmix_pct * (1.0 + params.cv_xrd * z_xrd) > params.dmix_max_pct:
-        return Assessment("scrap", "damage_mixing", p)
-    if p.l_d_nm > params.l_d_max_nm:
-        return Assessment("scrap", "damage_diffusion", p)
-    if state.thickness0_nm > 0.0 and p.x_d < params.x_d_min:
-        return Assessment("rework" if can_rework else "scrap", "under_dense", p)
-    if p.rl_ppm * (1.0 + params.cv_titration * z_rl) > params.rl_max_ppm:
-        return Assessment("scrap", "residual_li", p)
-    if p.r_rel * (1.0 + params.cv_eis * z_eis) > params.r_rel_max:
-        return Assessment("scrap", "resistance", p)
-    return Assessment("pass", "ok", p)
+    return quality_model(params).assess(state, noise, can_rework)
 
 
 def precursor_mol(material: str, cycles: int, mass_kg: float, params: QualityParams) -> float:

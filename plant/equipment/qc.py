@@ -48,7 +48,8 @@ class Qc:
     def station(self, st: QcStation):
         line = self.line
         env, record, name, qp = line.env, line.trace.record, self.name, line.qp
-        get, assess, test_h, can_rework = self.queue.get, physics.assess, self.test_h, self.rework_enabled
+        get, test_h, can_rework = self.queue.get, self.test_h, self.rework_enabled
+        assess = physics.quality_model(qp).assess
         staffed = line.calendar.always_staffed and not line.calendar.shutdowns
         while True:
             lot = yield get()
@@ -62,7 +63,7 @@ class Qc:
             now = env.now
             lot.qc_end_h = now
             record((now, "qc_end", name, lot_id, -1))
-            a = assess(lot.coating, qp, lot.qc_noise(), can_rework and not lot.rework)
+            a = assess(lot.coating, lot.qc_noise(), can_rework and not lot.rework)
             lot.assessment = a
             verdict = lot.verdict = a.verdict
             lot.reason = a.reason
