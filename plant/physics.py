@@ -715,7 +715,8 @@ class QualityModel(NamedTuple):
     assess: Callable[[CoatingState, Sequence[float], bool], Assessment]
 
 
-_MODELS: dict[int, QualityModel] = {}  # by id(params); entries hold the params, so an id is not reused meanwhile
+# By id(params); entries hold the params, so an id is not reused while it is a key.
+_MODELS: dict[int, QualityModel] = {}
 
 
 def quality_model(params: QualityParams) -> QualityModel:

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from scipy import stats as sps
 
 from twin import stats
 from twin.errors import TwinError
@@ -353,7 +352,7 @@ def welch_difference(x: np.ndarray, y: np.ndarray, confidence: float = 0.95) -> 
     vx, vy = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
     se = math.sqrt(vx + vy)
     df = (vx + vy) ** 2 / (vx**2 / (x.size - 1) + vy**2 / (y.size - 1)) if se > 0 else x.size + y.size - 2
-    half = float(sps.t.ppf(0.5 + confidence / 2, df) * se)
+    half = float(stats.t_ppf(0.5 + confidence / 2, df) * se)
     return Diff(float(x.mean() - y.mean()), half, min(x.size, y.size), False)
 
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
-from scipy import stats as sps
 
 from twin.errors import TwinError
+from twin.stats import t_ppf
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class PrecisionResult:
 @lru_cache(maxsize=4096)
 def t_quantile(df: int, confidence: float) -> float:
     """Two-sided Student-t quantile t_{df, (1 + confidence) / 2} (cached: the rule asks for it every replication)."""
-    return float(sps.t.ppf(0.5 + confidence / 2.0, df))
+    return float(t_ppf(0.5 + confidence / 2.0, df))
 
 
 def half_width(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:

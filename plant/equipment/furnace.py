@@ -73,7 +73,9 @@ class Furnace(Unit):
             heat = (recipe.setpoint_c - cfg.start_c) / (400.0 - cfg.start_c)
             ramp_h = (recipe.setpoint_c - cfg.start_c) / recipe.ramp_c_per_min / 60.0
             gas = cfg.gas_nm3_per_h * dose.duration_h
-            plan = self._plans[key] = _Plan(recipe, dose, heat, ramp_h, gas, gas if recipe.atmosphere == "O2" else 0.0)
+            plan = self._plans[key] = _Plan(
+                recipe, dose, heat, ramp_h, gas, gas if recipe.atmosphere == "O2" else 0.0
+            )
         return plan
 
     def run_batch(self, lots: list[Lot], reason: str, elapsed_h: float = 0.0):

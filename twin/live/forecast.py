@@ -18,6 +18,7 @@ import numpy as np
 from plant.initial import BatchAt, InitialState, LotAt, ReactorAt
 from plant.line import Line
 from twin.errors import TwinError
+from twin.stats import t_ppf
 
 LOT_ID_BASE = 1_000_000  # mirrored lots get ids from here; new arrivals count from 0
 
@@ -185,8 +186,6 @@ class Forecast:
 
 def forecast(scenario: Any, state: PlantState, hours: float, replications: int, seed: int = 1) -> Forecast:
     """N replications from the same state (common seeds), 95 % Student-t intervals."""
-    from scipy import stats as sps
-
     if replications < 1 or not hours > 0:
         raise TwinError("--replications must be >= 1 and --hours > 0")
     runs = [run_from_state(scenario, state, hours, seed, r) for r in range(replications)]
@@ -195,7 +194,7 @@ def forecast(scenario: Any, state: PlantState, hours: float, replications: int, 
         a = np.array([r[k] for r in runs])
         mean = float(a.mean())
         if len(a) > 1:
-            half = float(sps.t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / math.sqrt(len(a)))
+            half = float(t_ppf(0.975, len(a) - 1) * a.std(ddof=1) / math.sqrt(len(a)))
         else:
             half = math.nan
         out[k] = (mean, mean - half, mean + half)
