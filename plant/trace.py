@@ -67,6 +67,11 @@ UNITS_SCHEMA = pa.schema(
      ("unstaffed_h", pa.float64()), ("batches", pa.int64())]
 )  # fmt: skip
 
+# the lots table's columns in the order a lot row is read (record fields, precursor, then quality)
+_LOTS_ROW_SCHEMA = pa.schema(
+    [LOTS_SCHEMA.field(n) for n in (*_LOT_RECORD, "precursor_mol")] + [LOTS_SCHEMA.field(n) for n in _LOT_QUALITY]
+)
+
 STATES_SCHEMA = pa.schema(
     [("unit", pa.string()), ("state", pa.string()), ("start_h", pa.float64()), ("end_h", pa.float64())]
 )
@@ -142,15 +147,12 @@ class Trace:
         return _struct_rows_table(self.events, EVENTS_SCHEMA)
 
     def lots_table(self) -> pa.Table:
-        lots = self.lots
-        if not lots:
-            return LOTS_SCHEMA.empty_table()
-        record = zip(*map(attrgetter(*_LOT_RECORD), lots))
+        # row by row (one pass over the lots, then one C++ pass over the rows): building columns instead would
+        # revisit every lot once per column, a cache miss each time once the trace outgrows the cache
+        record = attrgetter(*_LOT_RECORD, "precursor_mol")
         no_props = (math.nan,) * len(_LOT_QUALITY)
-        quality = zip(*[no_props if lot.assessment is None else lot.assessment.props for lot in lots])
-        precursor = (tuple(map(attrgetter("precursor_mol"), lots)),)
-        columns = [_column(c, f.type) for c, f in zip((*record, *quality, *precursor), LOTS_SCHEMA)]
-        return pa.Table.from_arrays(columns, schema=LOTS_SCHEMA)
+        rows = [record(lot) + (no_props if lot.assessment is None else lot.assessment.props) for lot in self.lots]
+        return _struct_rows_table(rows, _LOTS_ROW_SCHEMA).select(LOTS_SCHEMA.names)
 
     def batches_table(self) -> pa.Table:
         return _rows_table(self.batches, BATCHES_SCHEMA)
@@ -159,7 +161,7 @@ class Trace:
         return _rows_table(self.units, UNITS_SCHEMA)
 
     def states_table(self) -> pa.Table:
-        return _rows_table(self.states, STATES_SCHEMA)
+        return _struct_rows_table(self.states, STATES_SCHEMA)
 
     def tables(self) -> dict[str, pa.Table]:
         """The run as Arrow tables: events, lots, batches, units, states."""
