@@ -253,16 +253,29 @@ def bench_study(hours: float, runs: int, reps: int, seed: int) -> None:
 
 
 # -- 4. memory and growth with the horizon ---------------------------------------------------------------------
+def peak_rss_kb() -> float:
+    """This process's peak resident set size in KB. On Linux from /proc (VmHWM): getrusage's ru_maxrss survives
+    exec, so a child started by a big parent would report the parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1])
+    except OSError:
+        pass
+    import resource
+
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
 def child_memory(hours: float, seed: int) -> None:
     """In a fresh process: peak memory of one twin run (run + Arrow tables) and the process peak RSS."""
-    import resource
     import tracemalloc
 
     import pyarrow as pa
 
     sc = scenario(hours)
     twin_once(scenario(24.0), seed, 0)  # imports and lazy initialisations out of the measurement
-    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base_rss = peak_rss_kb()
     arrow0 = pa.total_allocated_bytes()
     tracemalloc.start()
     line = Line(sc, seed, 0)
@@ -273,7 +286,7 @@ def child_memory(hours: float, seed: int) -> None:
     arrow = pa.total_allocated_bytes() - arrow0
     print(json.dumps({
         "hours": hours, "lots": len(trace.lots), "events": tables["events"].num_rows,
-        "py_peak_b": peak, "arrow_b": arrow, "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "py_peak_b": peak, "arrow_b": arrow, "rss_kb": peak_rss_kb(),
         "base_rss_kb": base_rss,
     }))  # fmt: skip
 
