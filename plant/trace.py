@@ -1,20 +1,18 @@
-"""The trace of one run: events, lot records, batch records and unit totals, kept columnar-cheap.
+"""The trace of one run: events, lot records, batch records, unit totals and state intervals.
 
-Recording appends one tuple per event to a list (no dicts, no per-event objects); conversion to Arrow
-happens once, after the run. Column names and meanings are documented in docs/architecture.md.
+Recording appends one tuple per event to a list (no dicts, no other per-event objects); conversion to Arrow
+happens once, after the run, row by row. Column names and meanings are documented in docs/architecture.md.
 """
 
 from __future__ import annotations
 
-import array
 import gc
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pyarrow as pa
 
 from plant.physics import Properties
@@ -69,7 +67,8 @@ UNITS_SCHEMA = pa.schema(
 
 # the lots table's columns in the order a lot row is read (record fields, precursor, then quality)
 _LOTS_ROW_SCHEMA = pa.schema(
-    [LOTS_SCHEMA.field(n) for n in (*_LOT_RECORD, "precursor_mol")] + [LOTS_SCHEMA.field(n) for n in _LOT_QUALITY]
+    [LOTS_SCHEMA.field(n) for n in (*_LOT_RECORD, "precursor_mol")]
+    + [LOTS_SCHEMA.field(n) for n in _LOT_QUALITY]
 )
 
 STATES_SCHEMA = pa.schema(
@@ -100,27 +99,9 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-_TYPECODES = {pa.float64(): ("d", np.float64), pa.int64(): ("q", np.int64)}
-
-
-def _column(values: Sequence[Any], type_: pa.DataType) -> pa.Array:
-    """One column from a sequence of Python values. Floats and ints go through a typed `array.array` (one C
-    loop) and reach Arrow without a copy; other types are converted by Arrow."""
-    code = _TYPECODES.get(type_)
-    if code is None:
-        return pa.array(values, type=type_)
-    return pa.array(np.frombuffer(array.array(code[0], values), dtype=code[1]), type=type_)
-
-
 def _rows_table(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
-    """Transpose a list of row tuples into an Arrow table of the given schema."""
-    if not rows:
-        return schema.empty_table()
-    return pa.Table.from_arrays([_column(c, f.type) for c, f in zip(zip(*rows), schema)], schema=schema)
-
-
-def _struct_rows_table(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
-    """The same in one C++ pass (rows as a struct array): faster for the long, narrow events table."""
+    """Row tuples to an Arrow table of the given schema, in one C++ pass over the rows (a struct array). Building
+    columns instead revisits every row once per column: a cache miss each time once the trace outgrows the cache."""
     if not rows:
         return schema.empty_table()
     return pa.Table.from_struct_array(pa.array(rows, type=pa.struct(list(schema))))
@@ -144,15 +125,16 @@ class Trace:
 
     # -- conversion ------------------------------------------------------------------------------------
     def events_table(self) -> pa.Table:
-        return _struct_rows_table(self.events, EVENTS_SCHEMA)
+        return _rows_table(self.events, EVENTS_SCHEMA)
 
     def lots_table(self) -> pa.Table:
-        # row by row (one pass over the lots, then one C++ pass over the rows): building columns instead would
-        # revisit every lot once per column, a cache miss each time once the trace outgrows the cache
+        # one row per lot (its record fields, then its quality properties), like every table here
         record = attrgetter(*_LOT_RECORD, "precursor_mol")
         no_props = (math.nan,) * len(_LOT_QUALITY)
-        rows = [record(lot) + (no_props if lot.assessment is None else lot.assessment.props) for lot in self.lots]
-        return _struct_rows_table(rows, _LOTS_ROW_SCHEMA).select(LOTS_SCHEMA.names)
+        rows = [
+            record(lot) + (no_props if lot.assessment is None else lot.assessment.props) for lot in self.lots
+        ]
+        return _rows_table(rows, _LOTS_ROW_SCHEMA).select(LOTS_SCHEMA.names)
 
     def batches_table(self) -> pa.Table:
         return _rows_table(self.batches, BATCHES_SCHEMA)
@@ -161,7 +143,7 @@ class Trace:
         return _rows_table(self.units, UNITS_SCHEMA)
 
     def states_table(self) -> pa.Table:
-        return _struct_rows_table(self.states, STATES_SCHEMA)
+        return _rows_table(self.states, STATES_SCHEMA)
 
     def tables(self) -> dict[str, pa.Table]:
         """The run as Arrow tables: events, lots, batches, units, states."""
