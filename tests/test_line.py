@@ -216,3 +216,46 @@ def test_a_run_leaves_no_cyclic_garbage():
         gc.enable()
     assert len(line.trace.lots) > 1000
     assert dropped < 50
+
+
+def test_a_run_triggers_no_garbage_collection():
+    """The collector is paused during a run and the Arrow conversion, and on leaving the run's objects go to the
+    oldest generation unscanned: re-enabled with them still young, it would scan the whole trace at the next
+    allocation (the cost of a fifth of a one-year run)."""
+    import gc
+
+    gc.collect()
+    assert gc.isenabled()
+    collections: list[int] = []
+
+    def watch(phase: str, info: dict) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    line = Line(scenario(horizon_h=2000.0), seed=4)
+    gc.callbacks.append(watch)
+    try:
+        line.run()
+        line.trace.tables()
+    finally:
+        gc.callbacks.remove(watch)
+    assert gc.isenabled()
+    assert collections == []
+    assert len(line.trace.lots) > 500
+
+
+def test_lot_noise_rows_are_the_single_draw_sequence_and_qc_takes_its_test():
+    """Lot noise comes as rows of 9 from the quality stream, the same numbers as 9 single draws in turn; QC reads
+    deviates 1-4 on the first test and 5-8 on the re-test (0 is the thickness deviate)."""
+    from plant.lot import Lot
+    from plant.random import Streams
+
+    rows = Streams(11, 2).draws("quality", "normal", width=9)
+    single = Streams(11, 2).draws("quality", "normal")
+    for _ in range(600):  # more than two blocks of rows
+        assert rows.next() == [single.next() for _ in range(9)]
+    lot = Lot(1, "r400", 120.0, 0.0)
+    lot.noise = [float(i) for i in range(9)]
+    assert list(lot.qc_noise()) == [1.0, 2.0, 3.0, 4.0]
+    lot.anneals = 2
+    assert list(lot.qc_noise()) == [5.0, 6.0, 7.0, 8.0]

@@ -68,6 +68,15 @@ def test_complete_kpis_fills_absent_scrap_causes_with_zero():
     assert list(rows[0])[: len(stats.KPI_DEFINITIONS)] == [d.name for d in stats.KPI_DEFINITIONS]
 
 
+def test_t_quantile_is_scipy_stats_without_importing_it():
+    from scipy import stats as sps
+
+    for df in (1, 2, 4, 9, 29, 120):
+        for q in (0.9, 0.95, 0.975, 0.995):
+            assert stats.t_ppf(q, df) == sps.t.ppf(q, df)
+    assert list(stats.t_ppf(0.975, np.array([1, 4]))) == list(sps.t.ppf(0.975, np.array([1, 4])))
+
+
 def test_mean_ci_matches_textbook_formula():
     x = np.array([3.0, 5.0, 4.0, 6.0, 2.0])
     mean, half, n = stats.mean_ci(x)
