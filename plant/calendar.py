@@ -45,6 +45,7 @@ class Calendar:
         )
         days = int(math.ceil(horizon_h / 24.0)) + 8
         self.shutdowns = _merge([(s.start_h, s.end_h) for s in (cfg.shutdowns if cfg else [])])
+        self.never_waits = self.always_staffed and not self.shutdowns  # units can skip the calendar checks
         self._sd_starts = [a for a, _ in self.shutdowns]
         if self.always_staffed:
             self.staffed = [(0.0, math.inf)]

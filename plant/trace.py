@@ -85,9 +85,9 @@ def gc_paused() -> Iterator[None]:
     `tests/test_line.py::test_a_run_leaves_no_cyclic_garbage` guards the no-cycles premise.
 
     On exit the objects made meanwhile are moved to the oldest generation unscanned (`gc.freeze()` then
-    `gc.unfreeze()`): re-enabled with millions of young objects pending, the collector would otherwise run a
-    full collection at the next allocation (a fifth of a one-year run's time). They stay collectable: the
-    next full collection, when the oldest generation has grown enough, scans them as usual."""
+    `gc.unfreeze()`): re-enabled with all of them still young, the collector would scan them all at the next
+    allocation (`test_a_run_triggers_no_garbage_collection`). They stay collectable: the next full collection,
+    when the oldest generation has grown enough, scans them as usual."""
     enabled = gc.isenabled()
     gc.disable()
     try:

@@ -221,7 +221,7 @@ def test_a_run_leaves_no_cyclic_garbage():
 def test_a_run_triggers_no_garbage_collection():
     """The collector is paused during a run and the Arrow conversion, and on leaving the run's objects go to the
     oldest generation unscanned: re-enabled with them still young, it would scan the whole trace at the next
-    allocation (the cost of a fifth of a one-year run)."""
+    allocation."""
     import gc
 
     gc.collect()

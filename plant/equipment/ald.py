@@ -48,8 +48,7 @@ class AldReactor(Unit):
         coat = line.scenario.coating
         qp = line.qp
         deposit = physics.coater(coat.material, coat.cycles, qp)
-        calendar = line.calendar
-        staffed = calendar.always_staffed and not calendar.shutdowns
+        staffed = line.calendar.never_waits
         batch_h = self.load_h + self.auto_h + self.unload_h  # attended throughout when always staffed
         precursor: dict[float, float] = {}  # mol per lot mass (same chemistry for every lot)
         while True:

@@ -41,8 +41,7 @@ class Furnace(Unit):
         )
         self.setups = 0
         self._plans: dict[tuple[str, float | None], _Plan] = {}
-        calendar = line.calendar
-        self.staffed = calendar.always_staffed and not calendar.shutdowns
+        self.staffed = line.calendar.never_waits
         self.init_failures(
             cfg.mtbf_h, cfg.mttr_h, cfg.failure_clock, line.streams.draws("failures", "exponential", 1, index)
         )

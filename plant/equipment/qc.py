@@ -50,7 +50,7 @@ class Qc:
         env, record, name, qp = line.env, line.trace.record, self.name, line.qp
         get, test_h, can_rework = self.queue.get, self.test_h, self.rework_enabled
         assess = physics.quality_model(qp).assess
-        staffed = line.calendar.always_staffed and not line.calendar.shutdowns
+        staffed = line.calendar.never_waits
         while True:
             lot = yield get()
             if not staffed:

@@ -118,11 +118,10 @@ class Unit:
         """The common case of `operate`, without a generator: if no failure falls within the next `dur_h` hours,
         enter `state`, book the hours on the failure clock and return the one timeout to yield; else None (the
         caller then runs `operate`)."""
-        calendar_clock = self.failure_clock != "operating"
-        if (self.ttf_h - self.env.now if calendar_clock else self.ttf_h) <= dur_h:
+        if self._room() <= dur_h:
             return None
         self.to(self.env.now, state)
-        if not calendar_clock:
+        if self.failure_clock == "operating":
             self.ttf_h -= dur_h
         return self.env.timeout(dur_h)
 
