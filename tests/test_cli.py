@@ -91,6 +91,27 @@ def test_sql_table_and_parquet_output(db_with_run, tmp_path):
     assert pq.read_table(out).num_rows == n > 0
 
 
+def test_sql_warns_about_another_schema_version(db_with_run, tmp_path):
+    """twin sql reads any DuckDB file, but says so when it is a twin database of another schema version."""
+    from twin import schema
+
+    r = invoke("sql", "SELECT count(*) AS n FROM runs", "--db", str(db_with_run), "-f", "csv")
+    assert r.exit_code == 0 and "warning" not in r.stderr
+    old = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(old))
+    con.execute("CREATE TABLE meta (key VARCHAR, value VARCHAR)")
+    con.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    con.execute("CREATE TABLE runs AS SELECT 1 AS run_id")
+    con.close()
+    r = invoke("sql", "SELECT run_id FROM runs", "--db", str(old), "-f", "csv")
+    assert r.exit_code == 0 and r.stdout.splitlines()[1:] == ["1"]
+    assert f"written by schema version 1, this twin uses {schema.SCHEMA_VERSION}" in r.stderr
+    plain = tmp_path / "plain.duckdb"
+    duckdb.connect(str(plain)).execute("CREATE TABLE t AS SELECT 2 AS x").close()
+    r = invoke("sql", "SELECT x FROM t", "--db", str(plain), "-f", "csv")
+    assert r.exit_code == 0 and "warning" not in r.stderr  # not a twin database: nothing to compare
+
+
 def test_runs_list_show_and_export(db_with_run, small_scenario, tmp_path):
     assert (
         invoke("run", str(small_scenario), "-n", "1", "--seed", "9", "--db", str(db_with_run)).exit_code == 0

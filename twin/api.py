@@ -156,6 +156,22 @@ def kpis_with_warmup(run_id: int | str, warmup_h: float, db: PathLike = DEFAULT_
 
 
 def query(sql: str, db: PathLike = DEFAULT_DB) -> pa.Table:
-    """Run read-only SQL on a run-history database; returns an Arrow table (`.to_pandas()` for a DataFrame)."""
+    """Run read-only SQL on a run-history database; returns an Arrow table (`.to_pandas()` for a DataFrame).
+
+    Any DuckDB file is accepted (its schema version is not enforced); see `schema_mismatch`."""
     with Store(db, read_only=True, check_schema=False) as store:
         return store.query_read_only(sql)
+
+
+def schema_mismatch(db: PathLike = DEFAULT_DB) -> str | None:
+    """A one-line warning if `db` is a twin database of another schema version than this twin's, else None."""
+    from twin import schema
+
+    with Store(db, read_only=True, check_schema=False) as store:
+        found = store.schema_version()
+    if found is None or found == str(schema.SCHEMA_VERSION):
+        return None
+    return (
+        f"warning: {db} was written by schema version {found}, this twin uses {schema.SCHEMA_VERSION}: "
+        "tables and columns may differ from the README's schema"
+    )

@@ -112,11 +112,17 @@ class Store:
         ).fetchall()
         return {r[0] for r in rows}
 
+    def schema_version(self) -> str | None:
+        """The schema version the file was written with; None if it is not a twin database (no `meta` table)."""
+        if "meta" not in self._tables():
+            return None
+        rows = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+        return str(rows[0][0]) if rows else "unknown"
+
     def _check_schema(self) -> None:
         existing = self._tables()
         if "meta" in existing:
-            rows = self.con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
-            found = rows[0][0] if rows else "unknown"
+            found = self.schema_version()
             if found != str(schema.SCHEMA_VERSION):
                 raise TwinError(
                     f"database {self.path} was written by schema version {found}, this twin uses "

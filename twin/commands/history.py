@@ -212,6 +212,9 @@ def sql(
     if fmt_name == "table" and output is not None:
         raise TwinError("--output needs --format csv, json or parquet")
     tbl = api.query(query, db=db)
+    mismatch = api.schema_mismatch(db)
+    if mismatch:
+        typer.echo(mismatch, err=True)
     if fmt_name == "table":
         out = console()
         out.print(arrow_table(tbl, limit=limit))
