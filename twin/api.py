@@ -158,20 +158,20 @@ def kpis_with_warmup(run_id: int | str, warmup_h: float, db: PathLike = DEFAULT_
 def query(sql: str, db: PathLike = DEFAULT_DB) -> pa.Table:
     """Run read-only SQL on a run-history database; returns an Arrow table (`.to_pandas()` for a DataFrame).
 
-    Any DuckDB file is accepted (its schema version is not enforced); see `schema_mismatch`."""
-    with Store(db, read_only=True, check_schema=False) as store:
-        return store.query_read_only(sql)
+    Any DuckDB file is accepted (its schema version is not enforced); see `query_checked`."""
+    return query_checked(sql, db)[0]
 
 
-def schema_mismatch(db: PathLike = DEFAULT_DB) -> str | None:
-    """A one-line warning if `db` is a twin database of another schema version than this twin's, else None."""
+def query_checked(sql: str, db: PathLike = DEFAULT_DB) -> tuple[pa.Table, str | None]:
+    """`query`, plus a one-line warning if `db` is a twin database of another schema version (else None)."""
     from twin import schema
 
     with Store(db, read_only=True, check_schema=False) as store:
+        tbl = store.query_read_only(sql)
         found = store.schema_version()
     if found is None or found == str(schema.SCHEMA_VERSION):
-        return None
-    return (
+        return tbl, None
+    return tbl, (
         f"warning: {db} was written by schema version {found}, this twin uses {schema.SCHEMA_VERSION}: "
         "tables and columns may differ from the README's schema"
     )

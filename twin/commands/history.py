@@ -211,8 +211,7 @@ def sql(
         raise TwinError("--format parquet needs --output FILE")
     if fmt_name == "table" and output is not None:
         raise TwinError("--output needs --format csv, json or parquet")
-    tbl = api.query(query, db=db)
-    mismatch = api.schema_mismatch(db)
+    tbl, mismatch = api.query_checked(query, db=db)
     if mismatch:
         typer.echo(mismatch, err=True)
     if fmt_name == "table":
