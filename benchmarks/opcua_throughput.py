@@ -34,15 +34,15 @@ def offered_per_sim_h(scenario_path: Path, speed: float, tick_s: float = 0.05) -
     sc = load_scenario(scenario_path)
     line = Line(sc, sc.seed, 0)
     line.start()
-    view, env, evs = LineView(line), line.env, line.trace.events
+    view, env, trace = LineView(line), line.env, line.trace
     tick_h, seen, values, events, t = tick_s * speed / 3600.0, 0, 0, 0, 0.0
     while t < sc.horizon_h:
         t = min(t + tick_h, sc.horizon_h)
         while env.peek() < t:
             env.step()
-            if len(evs) > seen:
-                view.on_events(evs[seen:])
-                seen = len(evs)
+            if trace.n_events > seen:
+                view.on_events(trace.events_since(seen))
+                seen = trace.n_events
         view.tick(t)
         for item in view.take():
             values += item[0] == "v"

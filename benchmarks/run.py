@@ -80,7 +80,7 @@ def bare_once(sc: Any, seed: int, rep: int) -> tuple[float, int, int]:
     return time.perf_counter() - t0, counts.events, counts.released
 
 
-_PASS = SimpleNamespace(verdict="pass", reason="ok", props=None)
+_PASS = SimpleNamespace(verdict="pass", reason="ok", props=(math.nan,) * len(physics.Properties._fields))
 _PHYSICS_STUBS: dict[str, Callable[..., Any]] = {
     "coater": lambda *a, **k: lambda z: None,
     "waiter": lambda *a, **k: lambda state, hours: None,
@@ -108,7 +108,7 @@ def patched(no_quality: bool, no_recording: bool) -> Iterator[None]:
 
         def init_without_recording(self: Trace, *a: Any, **k: Any) -> None:
             init(self, *a, **k)
-            self.record = _drop  # the hot path `trace.record(row)` keeps nothing
+            self.record = _drop  # the hot path `trace.record(pack(...))` keeps nothing
 
         saved.append((Trace, "__init__", init))
         Trace.__init__ = init_without_recording  # type: ignore[method-assign]

@@ -22,7 +22,7 @@ from plant.initial import InitialState
 from plant.lot import Lot
 from plant.policies import POLICIES
 from plant.random import Streams
-from plant.trace import Trace, gc_paused
+from plant.trace import ARRIVE, Trace, gc_paused
 
 
 class Line:
@@ -43,6 +43,7 @@ class Line:
         self.env = simpy.Environment()
         self.streams = Streams(self.seed, self.replication)
         self.trace = Trace(self.horizon_h, float(getattr(scenario, "warmup_h", 0.0)))
+        self._src = self.trace.unit_code("SRC")  # arrivals are booked under the unit name SRC
         self.recipes = scenario.recipes
         self.calendar = Calendar(getattr(scenario, "calendar", None), self.horizon_h)
         self.qp = scenario.quality_params()
@@ -124,8 +125,9 @@ class Line:
         lot.ald_factor = ald.next()
         lot.noise = noise = quality.next()
         lot.z_thickness = noise[0]
-        self.trace.lots.append(lot)
-        self.trace.record((self.env.now, "arrive", "SRC", lot.lot_id, -1))
+        trace = self.trace
+        trace.lots.append(lot)
+        trace.record(trace.pack(self.env.now, ARRIVE, self._src, lot.lot_id, -1))
         self.ald_queue.put(lot)
 
     def arrivals(self):
@@ -232,7 +234,7 @@ class Line:
         for u in units:
             u.close(horizon)
         tr.units = [u.row() for u in units]
-        tr.states = [iv for u in units for iv in u.intervals]
+        tr.states = [(u.name, bytes(u.intervals)) for u in units]
         return tr
 
 

@@ -1,18 +1,22 @@
 """The trace of one run: events, lot records, batch records, unit totals and state intervals.
 
-Recording appends one tuple per event to a list (no dicts, no other per-event objects); conversion to Arrow
-happens once, after the run, row by row. Column names and meanings are documented in docs/architecture.md.
+Events are recorded packed: 27 bytes per event appended to one bytearray, kind and unit as small integer codes
+(no Python object per event stays alive, and conversion to Arrow reads the bytes as numpy columns instead of
+revisiting a cold list of tuples). The other tables are rows of Python values, converted once after the run, row
+by row. Column names and meanings are documented in docs/architecture.md.
 """
 
 from __future__ import annotations
 
 import gc
 import math
+import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 
 from plant.physics import Properties
@@ -25,6 +29,19 @@ EVENT_KINDS = (
     "load_start", "setup_start", "setup_end", "batch_start", "batch_end", "qc_start", "qc_end", "pass", "rework", "scrap",
     "down", "up", "pm_start", "pm_end",
 )  # fmt: skip
+# kind codes of the packed events, in EVENT_KINDS order: record(pack(t_h, QC_START, unit.code, lot_id, -1))
+(
+    ARRIVE, ALD_START, ALD_END, BUFFER_IN, BUFFER_OUT, BLOCKED_START, BLOCKED_END,
+    LOAD_START, SETUP_START, SETUP_END, BATCH_START, BATCH_END, QC_START, QC_END, PASS, REWORK, SCRAP,
+    DOWN, UP, PM_START, PM_END,
+) = range(len(EVENT_KINDS))  # fmt: skip
+KIND_CODES = {kind: code for code, kind in enumerate(EVENT_KINDS)}
+
+# one event as packed bytes: t_h, kind code, unit code, lot_id, batch_id (ids -1 when not applicable)
+EVENT_ROW = struct.Struct("<dBHqq")
+_EVENT_DTYPE = np.dtype(
+    [("t_h", "<f8"), ("kind", "u1"), ("unit", "<u2"), ("lot_id", "<i8"), ("batch_id", "<i8")]
+)  # the same layout for numpy (no padding)
 
 EVENTS_SCHEMA = pa.schema(
     [("t_h", pa.float64()), ("kind", pa.string()), ("unit", pa.string()), ("lot_id", pa.int64()),
@@ -71,6 +88,12 @@ _LOTS_ROW_SCHEMA = pa.schema(
     + [LOTS_SCHEMA.field(n) for n in _LOT_QUALITY]
 )
 
+# equipment states (SEMI E10 categories, docs/equipment-states.md) and one closed state interval as packed bytes
+STATES = ("productive", "setup", "standby", "blocked", "scheduled_down", "unscheduled_down", "unstaffed")
+STATE_CODES = {state: code for code, state in enumerate(STATES)}
+STATE_ROW = struct.Struct("<Bdd")  # state code, start_h, end_h
+_STATE_DTYPE = np.dtype([("state", "u1"), ("start_h", "<f8"), ("end_h", "<f8")])
+
 STATES_SCHEMA = pa.schema(
     [("unit", pa.string()), ("state", pa.string()), ("start_h", pa.float64()), ("end_h", pa.float64())]
 )
@@ -108,24 +131,72 @@ def _rows_table(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
 
 
 class Trace:
-    """Everything one run produced. `record(tuple)` is the hot path; `tables()` builds Arrow tables once."""
+    """Everything one run produced. `record(pack(...))` is the hot path; `tables()` builds Arrow tables once."""
 
-    __slots__ = ("events", "lots", "batches", "units", "states", "horizon_h", "warmup_h", "record")
+    __slots__ = (
+        "_events", "record", "pack", "unit_names", "_unit_codes", "lots", "batches", "units", "states",
+        "horizon_h", "warmup_h",
+    )  # fmt: skip
 
     def __init__(self, horizon_h: float, warmup_h: float = 0.0) -> None:
-        self.events: list[tuple[float, str, str, int, int]] = []
-        # record((t_h, kind, unit, lot_id, batch_id)): the hot path, a bare list append (ids -1 when not applicable)
-        self.record = self.events.append
+        self._events = bytearray()
+        # the hot path, two C calls and no Python frame: record(pack(t_h, QC_START, unit_code, lot_id, batch_id))
+        self.record = self._events.extend
+        self.pack = EVENT_ROW.pack
+        self.unit_names: list[str] = []  # unit code -> unit name
+        self._unit_codes: dict[str, int] = {}
         self.lots: list[Lot] = []
         self.batches: list[tuple[Any, ...]] = []
         self.units: list[tuple[Any, ...]] = []
-        self.states: list[tuple[str, str, float, float]] = []
+        self.states: list[tuple[str, bytes]] = []  # per unit: its name and its packed state intervals
         self.horizon_h = horizon_h
         self.warmup_h = warmup_h
 
+    # -- events ----------------------------------------------------------------------------------------
+    def unit_code(self, name: str) -> int:
+        """The code under which events of unit `name` are recorded (registered on first use)."""
+        code = self._unit_codes.get(name)
+        if code is None:
+            code = self._unit_codes[name] = len(self.unit_names)
+            self.unit_names.append(name)
+        return code
+
+    def event(self, t_h: float, kind: int, unit_code: int, lot_id: int = -1, batch_id: int = -1) -> None:
+        """Record one event (the same as the hot path's `record(pack(...))`, for code off the hot path)."""
+        self.record(EVENT_ROW.pack(t_h, kind, unit_code, lot_id, batch_id))
+
+    @property
+    def n_events(self) -> int:
+        """Events recorded so far."""
+        return len(self._events) // EVENT_ROW.size
+
+    def events_since(self, n: int) -> list[tuple[float, str, str, int, int]]:
+        """Events number n onwards as (t_h, kind, unit, lot_id, batch_id) tuples, in recording order."""
+        kinds, units = EVENT_KINDS, self.unit_names
+        raw = bytes(self._events[n * EVENT_ROW.size :])
+        return [(t, kinds[k], units[u], lot, batch) for t, k, u, lot, batch in EVENT_ROW.iter_unpack(raw)]
+
+    @property
+    def events(self) -> list[tuple[float, str, str, int, int]]:
+        """Every event so far, decoded (for tests and tools: the tables are the efficient form)."""
+        return self.events_since(0)
+
     # -- conversion ------------------------------------------------------------------------------------
     def events_table(self) -> pa.Table:
-        return _rows_table(self.events, EVENTS_SCHEMA)
+        # the packed bytes as numpy columns (a copy: the bytearray must stay resizable for a run that goes on)
+        arr = np.frombuffer(bytes(self._events), dtype=_EVENT_DTYPE)
+        kinds = pa.array(EVENT_KINDS, pa.string())
+        units = pa.array(self.unit_names, pa.string())
+        return pa.table(
+            [
+                pa.array(np.ascontiguousarray(arr["t_h"])),
+                kinds.take(pa.array(np.ascontiguousarray(arr["kind"]))),
+                units.take(pa.array(np.ascontiguousarray(arr["unit"]))),
+                pa.array(np.ascontiguousarray(arr["lot_id"])),
+                pa.array(np.ascontiguousarray(arr["batch_id"])),
+            ],
+            schema=EVENTS_SCHEMA,
+        )
 
     def lots_table(self) -> pa.Table:
         # one row per lot (its record fields, then its quality properties), like every table here
@@ -143,7 +214,18 @@ class Trace:
         return _rows_table(self.units, UNITS_SCHEMA)
 
     def states_table(self) -> pa.Table:
-        return _rows_table(self.states, STATES_SCHEMA)
+        parts = [np.frombuffer(raw, dtype=_STATE_DTYPE) for _, raw in self.states]
+        arr = np.concatenate(parts) if parts else np.empty(0, dtype=_STATE_DTYPE)
+        unit = np.repeat(np.arange(len(parts), dtype=np.int32), [len(p) for p in parts])
+        return pa.table(
+            [
+                pa.array([name for name, _ in self.states], pa.string()).take(pa.array(unit)),
+                pa.array(STATES, pa.string()).take(pa.array(np.ascontiguousarray(arr["state"]))),
+                pa.array(np.ascontiguousarray(arr["start_h"])),
+                pa.array(np.ascontiguousarray(arr["end_h"])),
+            ],
+            schema=STATES_SCHEMA,
+        )
 
     def tables(self) -> dict[str, pa.Table]:
         """The run as Arrow tables: events, lots, batches, units, states."""

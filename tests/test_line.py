@@ -259,3 +259,50 @@ def test_lot_noise_rows_are_the_single_draw_sequence_and_qc_takes_its_test():
     assert list(lot.qc_noise()) == [1.0, 2.0, 3.0, 4.0]
     lot.anneals = 2
     assert list(lot.qc_noise()) == [5.0, 6.0, 7.0, 8.0]
+
+
+def test_packed_events_decode_live_and_convert_to_the_same_rows():
+    """Events are recorded as packed bytes with kind and unit codes: a live reader (the OPC UA server) decodes
+    the new ones after each step, and the Arrow table holds the same rows, strings and all."""
+    from plant.trace import EVENT_KINDS
+
+    line = Line(scenario(horizon_h=300.0, ald={"mtbf_h": 30.0}), seed=3)
+    line.start()
+    trace, seen, live = line.trace, 0, []
+    while line.env.peek() < 300.0:
+        line.env.step()
+        if trace.n_events > seen:
+            live += trace.events_since(seen)
+            seen = trace.n_events
+    assert len(live) > 500 and {e[1] for e in live} >= {"arrive", "qc_end", "down", "up"}
+    assert live == trace.events
+    rows = trace.events_table().to_pylist()
+    assert [(r["t_h"], r["kind"], r["unit"], r["lot_id"], r["batch_id"]) for r in rows] == live
+    assert {e[1] for e in live} <= set(EVENT_KINDS)
+    assert [e[0] for e in live] == sorted(e[0] for e in live)  # recorded in time order
+    # each code means its kind: arrivals at the lots' release times, ALD ends on their reactors, QC ends
+    lots = {lot.lot_id: lot for lot in trace.lots}
+    assert {e[3]: e[0] for e in live if e[1] == "arrive"} == {i: lot.release_h for i, lot in lots.items()}
+    ald_end = [e for e in live if e[1] == "ald_end"]
+    assert ald_end and all(e[0] == lots[e[3]].ald_end_h and e[2] == lots[e[3]].ald_unit for e in ald_end)
+    qc_end = {e[3]: e[0] for e in live if e[1] == "qc_end" and e[2] == "QC"}  # a re-test's end overwrites
+    assert qc_end == {i: lot.qc_end_h for i, lot in lots.items() if not math.isnan(lot.qc_end_h)}
+
+
+def test_unit_totals_are_the_exact_sums_of_their_state_intervals():
+    """A unit keeps running hours per state next to its packed intervals: the units table must equal the sums
+    of the states table's intervals, added in time order, to the last bit."""
+    sc = scenario(horizon_h=2000.0, ald={"mtbf_h": 60.0}, furnaces={"mtbf_h": 150.0},
+                  calendar={"pattern": "2x8-weekdays"})  # fmt: skip
+    tabs = Line(sc, seed=5).run().tables()
+    sums: dict[tuple[str, str], float] = {}
+    for r in tabs["states"].to_pylist():
+        key = (r["unit"], r["state"])
+        sums[key] = sums.get(key, 0.0) + (r["end_h"] - r["start_h"])
+    column = {"productive": "busy_h", "setup": "setup_h", "unscheduled_down": "down_h", "scheduled_down": "pm_h",
+              "blocked": "blocked_h", "standby": "standby_h", "unstaffed": "unstaffed_h"}  # fmt: skip
+    units = tabs["units"].to_pylist()
+    assert len(units) > 5 and any(u["unstaffed_h"] > 0 for u in units) and any(u["down_h"] > 0 for u in units)
+    for u in units:
+        for state, col in column.items():
+            assert u[col] == sums.get((u["unit"], state), 0.0), (u["unit"], state)

@@ -243,9 +243,9 @@ class PlantServer:
         """Advance the line with the scaled clock and publish, until `stop` is set (serves on after the horizon)."""
         stop = stop or asyncio.Event()
         env, view, cfg = self.line.env, self.view, self.cfg
-        events = self.line.trace.events
+        trace = self.line.trace
         horizon = self.line.horizon_h
-        seen = len(events)
+        seen = trace.n_events
         warned = False
         while not stop.is_set():
             if self.finished:
@@ -256,9 +256,9 @@ class PlantServer:
             steps = 0
             while env.peek() < target:
                 env.step()
-                if len(events) > seen:
-                    view.on_events(events[seen:])
-                    seen = len(events)
+                if trace.n_events > seen:
+                    view.on_events(trace.events_since(seen))
+                    seen = trace.n_events
                 steps += 1
                 if steps & 63 == 0 and time.perf_counter() > deadline:
                     break

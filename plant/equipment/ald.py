@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from plant import physics
 from plant.equipment.unit import Unit
+from plant.trace import ALD_END, ALD_START, PM_END, PM_START
 
 if TYPE_CHECKING:
     from plant.line import Line
@@ -43,7 +44,7 @@ class AldReactor(Unit):
     def run(self, first=None):
         """The reactor's process. `first` = (lot, elapsed_h): a lot already inside at time 0 (forecasts)."""
         line = self.line
-        env, record, name = self.env, line.trace.record, self.name
+        env, record, pack, name, code = self.env, line.trace.record, line.trace.pack, self.name, self.code
         queue, buffer = line.ald_queue, line.buffer
         coat = line.scenario.coating
         qp = line.qp
@@ -66,7 +67,7 @@ class AldReactor(Unit):
                 if not staffed:
                     yield from self.wait_ready(staff=True)
                 lot.ald_start_h = now = env.now
-                record((now, "ald_start", name, lot.lot_id, -1))
+                record(pack(now, ALD_START, code, lot.lot_id, -1))
             lot.ald_unit = name
             f = lot.ald_factor
             if staffed:  # one timeout for the whole batch
@@ -88,7 +89,7 @@ class AldReactor(Unit):
                     coat.material, coat.cycles, lot.mass_kg, qp
                 )
             lot.precursor_mol = mol
-            record((now, "ald_end", name, lot.lot_id, -1))
+            record(pack(now, ALD_END, code, lot.lot_id, -1))
             self.batches += 1
             if not buffer.try_put(lot):
                 yield from buffer.put(lot, self)
@@ -96,8 +97,8 @@ class AldReactor(Unit):
             if self.pm_every and self.batches % self.pm_every == 0 and self.pm_dur_h > 0:
                 if not staffed:
                     yield from self.wait_ready(staff=True)
-                record((env.now, "pm_start", name, -1, -1))
+                record(pack(env.now, PM_START, code, -1, -1))
                 self.to(env.now, "scheduled_down")
                 yield env.timeout(self.pm_dur_h)
-                record((env.now, "pm_end", name, -1, -1))
+                record(pack(env.now, PM_END, code, -1, -1))
                 self.to(env.now, "standby")

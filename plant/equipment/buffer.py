@@ -8,6 +8,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from plant import physics
+from plant.trace import BLOCKED_END, BLOCKED_START, BUFFER_IN, BUFFER_OUT
 
 if TYPE_CHECKING:
     from plant.equipment.unit import Unit
@@ -24,6 +25,7 @@ class Buffer:
     def __init__(self, line: Line) -> None:
         cfg = line.scenario.buffer
         self.line = line
+        self.code = line.trace.unit_code(self.name)
         self.capacity = cfg.capacity_lots
         self.rh_pct = cfg.effective_rh_pct
         self.temp_c = cfg.temp_c
@@ -46,12 +48,12 @@ class Buffer:
         if self.free_slots > 0:
             self.free_slots -= 1
         else:
-            trace.record((env.now, "blocked_start", reactor.name, lot.lot_id, -1))
+            trace.event(env.now, BLOCKED_START, reactor.code, lot.lot_id)
             reactor.to(env.now, "blocked")
             granted = env.event()
             self._blocked.append(granted)
             yield granted  # a slot handed over by take()
-            trace.record((env.now, "blocked_end", reactor.name, lot.lot_id, -1))
+            trace.event(env.now, BLOCKED_END, reactor.code, lot.lot_id)
         self.add(lot)
 
     def add(self, lot: Lot) -> None:
@@ -66,15 +68,17 @@ class Buffer:
             )  # fmt: skip
             lot.deadline_h = lot.exposed_since_h + budget  # the budget counts from the end of ALD (or of QC)
         self.queue.append(lot)
-        line.trace.record((now, "buffer_in", self.name, lot.lot_id, -1))
+        trace = line.trace
+        trace.record(trace.pack(now, BUFFER_IN, self.code, lot.lot_id, -1))
         line.dispatcher.notify()
 
     def take(self, lots: list[Lot]) -> None:
         """Remove lots loaded into a furnace; free their slots (which may unblock a reactor)."""
         env, trace = self.line.env, self.line.trace
+        record, pack, code = trace.record, trace.pack, self.code
         for lot in lots:
             self.queue.remove(lot)
-            trace.record((env.now, "buffer_out", self.name, lot.lot_id, -1))
+            record(pack(env.now, BUFFER_OUT, code, lot.lot_id, -1))
             if not lot.rework:
                 if self._blocked:
                     self._blocked.popleft().succeed()

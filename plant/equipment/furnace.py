@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from plant import physics
 from plant.equipment.unit import Unit
 from plant.policies import FurnacePolicy, Start
+from plant.trace import BATCH_END, BATCH_START, LOAD_START, SETUP_END, SETUP_START
 
 if TYPE_CHECKING:
     from plant.line import Line
@@ -80,13 +81,13 @@ class Furnace(Unit):
     def run_batch(self, lots: list[Lot], reason: str, elapsed_h: float = 0.0):
         """One batch. `elapsed_h` > 0: a batch already heating for that long at time 0 (forecasts)."""
         line, cfg = self.line, self.cfg
-        env, name = line.env, self.name
+        env = line.env
         recipe_name = lots[0].recipe
         plan = self._plan(recipe_name)
         recipe = plan.recipe
         batch_id = line.new_batch_id()
         now = env.now
-        line.trace.record((now, "load_start", name, -1, batch_id))
+        line.trace.event(now, LOAD_START, self.code, -1, batch_id)
         load_start = now - elapsed_h - cfg.load_h
         setup = 0.0
         if elapsed_h > 0:
@@ -97,11 +98,11 @@ class Furnace(Unit):
             yield from self.repair("standby")
         setup = self.setup_h(recipe_name)
         if setup > 0:
-            line.trace.record((env.now, "setup_start", name, -1, batch_id))
+            line.trace.event(env.now, SETUP_START, self.code, -1, batch_id)
             self.to(env.now, "setup")
             self.setups += 1
             yield env.timeout(setup)
-            line.trace.record((env.now, "setup_end", name, -1, batch_id))
+            line.trace.event(env.now, SETUP_END, self.code, -1, batch_id)
         self.recipe, self.setpoint_c, self.atmosphere = recipe_name, recipe.setpoint_c, recipe.atmosphere
         if not self.staffed:
             yield from self.wait_ready(staff=True)
@@ -113,7 +114,7 @@ class Furnace(Unit):
     def _cycle(self, lots, recipe_name, plan, batch_id, load_start, setup, reason, elapsed_h):
         """Heating, soak and cooling (the profile the quality model integrates), unloading, booking."""
         line, cfg = self.line, self.cfg
-        env, record, name = line.env, line.trace.record, self.name
+        env, record, pack, name, code = line.env, line.trace.record, line.trace.pack, self.name, self.code
         recipe, dose = plan.recipe, plan.dose
         start = env.now - elapsed_h
         wait = line.buffer.wait
@@ -127,7 +128,7 @@ class Furnace(Unit):
             else:
                 lot.rework_batch_id = batch_id
                 rework_lots += 1
-            record((start, "batch_start", name, lot.lot_id, batch_id))
+            record(pack(start, BATCH_START, code, lot.lot_id, batch_id))
         cycle_h = dose.duration_h
         self.to(env.now, "productive")
         yield env.timeout(max(0.0, cycle_h - elapsed_h))
@@ -148,7 +149,7 @@ class Furnace(Unit):
         for lot in lots:
             mass += lot.mass_kg
             lot.anneal_end_h = end
-            record((end, "batch_end", name, lot.lot_id, batch_id))
+            record(pack(end, BATCH_END, code, lot.lot_id, batch_id))
             submit(lot)
         energy = (cfg.heat_kwh_fixed + cfg.heat_kwh_per_kg * mass) * plan.heat + cfg.holding_kw * (
             plan.ramp_h + recipe.soak_h

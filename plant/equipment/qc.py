@@ -10,6 +10,7 @@ import simpy
 
 from plant import physics
 from plant.equipment.unit import Unit
+from plant.trace import PASS, QC_END, QC_START, REWORK, SCRAP
 
 if TYPE_CHECKING:
     from plant.line import Line
@@ -31,6 +32,7 @@ class Qc:
     def __init__(self, line: Line) -> None:
         cfg = line.scenario.qc
         self.line = line
+        self.code = line.trace.unit_code(self.name)  # QC events are booked under the unit name QC
         self.test_h = cfg.test_h
         self.rework_enabled = cfg.rework
         self.queue = simpy.Store(line.env)
@@ -47,7 +49,7 @@ class Qc:
 
     def station(self, st: QcStation):
         line = self.line
-        env, record, name, qp = line.env, line.trace.record, self.name, line.qp
+        env, record, pack, code, qp = line.env, line.trace.record, line.trace.pack, self.code, line.qp
         get, test_h, can_rework = self.queue.get, self.test_h, self.rework_enabled
         assess = physics.quality_model(qp).assess
         staffed = line.calendar.never_waits
@@ -56,13 +58,13 @@ class Qc:
             if not staffed:
                 yield from st.wait_ready(staff=True)
             lot_id = lot.lot_id
-            record((env.now, "qc_start", name, lot_id, -1))
+            record(pack(env.now, QC_START, code, lot_id, -1))
             st.to(env.now, "productive")
             st.batches += 1
             yield env.timeout(test_h)
             now = env.now
             lot.qc_end_h = now
-            record((now, "qc_end", name, lot_id, -1))
+            record(pack(now, QC_END, code, lot_id, -1))
             a = assess(lot.coating, lot.qc_noise(), can_rework and not lot.rework)
             lot.assessment = a
             verdict = lot.verdict = a.verdict
@@ -72,9 +74,9 @@ class Qc:
                 lot.done_h = now
                 lot.first_pass = not lot.rework
                 self.passed += 1
-                record((now, "pass", name, lot_id, -1))
+                record(pack(now, PASS, code, lot_id, -1))
             elif verdict == "rework":
-                record((now, "rework", name, lot_id, -1))
+                record(pack(now, REWORK, code, lot_id, -1))
                 lot.rework = True
                 lot.exposed_since_h = now
                 line.buffer.add(lot)
@@ -82,5 +84,5 @@ class Qc:
                 lot.status = "scrap"
                 lot.done_h = now
                 self.failed += 1
-                record((now, "scrap", name, lot_id, -1))
+                record(pack(now, SCRAP, code, lot_id, -1))
             st.to(now, "standby")

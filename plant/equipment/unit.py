@@ -2,8 +2,9 @@
 
 States (SEMI E10 categories, see docs/equipment-states.md): productive, setup, standby (idle or starved),
 blocked, scheduled_down (preventive maintenance, planned shutdown), unscheduled_down (failure and repair),
-unstaffed (work waiting for an operator). Each unit is in exactly one state at a time; the intervals are appended
-to the trace and the time in states sums to the horizon.
+unstaffed (work waiting for an operator). Each unit is in exactly one state at a time; its closed intervals are
+packed into bytes (`plant.trace.STATE_ROW`) next to running totals per state; the time in states sums to the
+horizon.
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from plant.trace import DOWN, STATE_CODES, STATE_ROW, STATES, UP
+
+_pack = STATE_ROW.pack
+
 if TYPE_CHECKING:
     from simpy.events import Timeout
 
     from plant.line import Line
     from plant.random import Draws
-
-STATES = ("productive", "setup", "standby", "blocked", "scheduled_down", "unscheduled_down", "unstaffed")
 
 
 class Unit:
@@ -27,13 +30,15 @@ class Unit:
 
     def __init__(self, name: str, line: Line) -> None:
         self.name = name
+        self.code = line.trace.unit_code(name)  # its events are recorded under this code
         self.line = line
         self.env = line.env
         self.state = "standby"
         self.since = 0.0
-        self.intervals: list[
-            tuple[str, str, float, float]
-        ] = []  # (unit, state, start_h, end_h), in time order
+        # closed intervals as STATE_ROW records (state code, start_h, end_h), in time order
+        self.intervals = bytearray()
+        self._interval = self.intervals.extend
+        self._hours = dict.fromkeys(STATES, 0.0)  # hours per state over the closed intervals
         self.batches = 0
         self.mtbf_h: float | None = None
         self.mttr_h = 0.0
@@ -46,24 +51,27 @@ class Unit:
     # -- states -----------------------------------------------------------------------------------------
     def to(self, t: float, state: str) -> None:
         """Enter `state` at time t (closing the interval of the previous state)."""
-        if state == self.state:
+        old = self.state
+        if state == old:
             return
-        if t > self.since:
-            self.intervals.append((self.name, self.state, self.since, t))
+        since = self.since
+        if t > since:
+            self._interval(_pack(STATE_CODES[old], since, t))
+            self._hours[old] += t - since
         self.state, self.since = state, t
 
     def close(self, t: float) -> None:
         """Close the open interval at the horizon."""
-        if t > self.since:
-            self.intervals.append((self.name, self.state, self.since, t))
+        since = self.since
+        if t > since:
+            old = self.state
+            self._interval(_pack(STATE_CODES[old], since, t))
+            self._hours[old] += t - since
             self.since = t
 
     def hours(self) -> dict[str, float]:
         """Hours spent in each state so far (from the closed intervals)."""
-        h = dict.fromkeys(STATES, 0.0)
-        for _, state, start, end in self.intervals:
-            h[state] += end - start
-        return h
+        return dict(self._hours)
 
     def row(self) -> tuple:
         h = self.hours()
@@ -103,10 +111,10 @@ class Unit:
     def repair(self, resume: str):
         """A failure now: unscheduled down for a repair time, then back to `resume`; draw the next failure."""
         env, trace = self.env, self.line.trace
-        trace.record((env.now, "down", self.name, -1, -1))
+        trace.event(env.now, DOWN, self.code)
         self.to(env.now, "unscheduled_down")
         yield env.timeout(self._fail.next() * self.mttr_h)
-        trace.record((env.now, "up", self.name, -1, -1))
+        trace.event(env.now, UP, self.code)
         self.to(env.now, resume)
         nxt = self._fail.next() * self.mtbf_h
         self.ttf_h = nxt if self.failure_clock == "operating" else env.now + nxt
