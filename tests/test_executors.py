@@ -209,3 +209,21 @@ def test_a_failing_replication_is_one_line_and_keeps_the_study_marked_failed(tmp
     assert "\n" not in msg and isinstance(exc.value.__cause__, ZeroDivisionError)
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT status FROM studies").fetchall() == [("failed",)]
+
+
+def test_processes_run_the_first_tasks_here_while_the_pool_starts() -> None:
+    """The pool takes about a second to start; meanwhile this process runs tasks itself, then the pool gets the
+    rest. Every task gives the same bits as in serial, wherever it ran, and none is run twice or lost."""
+    plan = two_scenarios(replications=8, horizon_h=400.0)
+    tasks = [(i, sc, int(sc.seed), r) for i, sc in enumerate(plan.scenarios) for r in range(8)]
+    serial = {(i, r.replication): r for i, r in make_executor("serial").run(tasks)}
+    with make_executor("processes", workers=2) as ex:
+        got = [(i, r.replication, r) for i, r in ex.run(tasks)]
+    assert sorted((i, rep) for i, rep, _ in got) == sorted(serial)  # each task exactly once
+    assert 1 <= ex.local_tasks <= len(tasks)
+    for i, rep, r in got:
+        for name, table in r.tables.items():
+            assert same_bits(table, serial[(i, rep)].tables[name]), (i, rep, name)
+        assert r.kpis == serial[(i, rep)].kpis
+    with make_executor("processes", workers=2) as ex:  # a single task needs no pool
+        assert [i for i, _ in ex.run(tasks[:1])] == [0] and ex.local_tasks == 1 and ex._pool is None

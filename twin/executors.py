@@ -14,7 +14,9 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -82,25 +84,75 @@ def _mp_context() -> mp.context.BaseContext:
     return mp.get_context("spawn")
 
 
+def _ready() -> None:
+    """A no-op task: its answer says a worker process is up."""
+
+
 class ProcessExecutor(Executor):
-    """A local `ProcessPoolExecutor` (forkserver/spawn), one task per (scenario, replication); all cores by default."""
+    """A local `ProcessPoolExecutor` (forkserver/spawn), one task per (scenario, replication); all cores by default.
+
+    Starting the pool takes about a second (the forkserver imports numpy, pyarrow, pandas, SimPy once, then forks
+    the workers). Meanwhile this process does not wait: it runs the first tasks itself. As soon as a worker
+    answers, the thread that started the pool hands it every task not yet taken, so no worker waits for the task
+    this process is finishing. `local_tasks` counts the tasks run here. The results are the same wherever a task
+    runs (a task is a pure function of scenario, seed and replication)."""
 
     name = "processes"
 
     def __init__(self, workers: int | None = None, address: str | None = None) -> None:
         super().__init__(workers, address)
         self._pool: ProcessPoolExecutor | None = None
+        self._starter: threading.Thread | None = None
+        self._lock = threading.Lock()  # guards the queue of tasks not yet taken, and _started
+        self._started = False  # the pool is up and took every task not yet taken (or it failed to start)
+        self._futures: list[Any] = []
+        self._failure: list[BaseException] = []
+        self.local_tasks = 0
+
+    def _start_pool(self, n: int, queue: deque[Task]) -> None:
+        """In a thread: start the pool, then hand it the tasks this process has not taken."""
+        try:
+            pool = ProcessPoolExecutor(max_workers=n, mp_context=_mp_context())
+            self._pool = pool
+            pool.submit(_ready).result()  # submitting starts the workers; the answer, once one is up
+            with self._lock:
+                self._futures = [pool.submit(simulate_task, t) for t in queue]
+                queue.clear()
+                self._started = True
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            self._failure.append(exc)
+            with self._lock:
+                self._started = True  # this process stops taking tasks and raises it
 
     def run(self, tasks: list[Task]) -> Iterator[tuple[int, ReplicationResult]]:
-        n = min(self.workers, max(1, len(tasks)))
-        self._pool = ProcessPoolExecutor(max_workers=n, mp_context=_mp_context())
-        pending = {self._pool.submit(simulate_task, t) for t in tasks}
+        if len(tasks) <= 1:  # no pool for a single task
+            self.local_tasks += len(tasks)
+            yield from map(simulate_task, tasks)
+            return
+        queue = deque(tasks)
+        n = min(self.workers, len(tasks))
+        self._starter = threading.Thread(target=self._start_pool, args=(n, queue), name="twin-pool-start")
+        self._starter.start()
+        while True:  # this process works while the pool starts
+            with self._lock:
+                if self._started or not queue:
+                    break
+                task = queue.popleft()
+            self.local_tasks += 1
+            yield simulate_task(task)
+        self._starter.join()
+        if self._failure:
+            raise self._failure[0]
+        pending = set(self._futures)
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in sorted(done, key=id):
                 yield fut.result()
 
     def close(self) -> None:
+        if self._starter is not None:
+            self._starter.join()  # a pool still starting is shut down once it is up
+            self._starter = None
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
