@@ -22,7 +22,7 @@ SOURCES = {
     "mix": 6,
 }
 _BLOCK = 256
-"""Variates per numpy call: big enough that the call is amortised (~0.01 us a draw), small enough that a run's
+"""Variates per numpy call (rows of `width` variates: _BLOCK // width rows): big enough that the call is amortised (~0.01 us a draw), small enough that a run's
 streams hold little memory (a few KB each), so memory grows with the lots simulated, not with the block size.
 The values do not depend on the block size: numpy draws the same sequence in blocks of any length."""
 
@@ -65,7 +65,8 @@ class Draws:
                 return g.gamma(shape, scale, n)
         else:
             draw = g.random
-        size = _BLOCK if self._width == 1 else (_BLOCK, self._width)
+        # about _BLOCK variates a call: rows of `width` are kept by the lots, so a block of rows is not prefetched
+        size = _BLOCK if self._width == 1 else (max(1, _BLOCK // self._width), self._width)
         while True:
             yield draw(size).tolist()
 
