@@ -46,14 +46,14 @@ def _workload(what: str, hours: float) -> None:
 
     def work() -> None:
         if what == "bare":
-            BareLine(sc, 1, 0).run()
+            BareLine(sc, 1, 0, keep_lots=False).run()
         elif what == "twin":
-            Line(sc, 1, 0).run().tables()
+            Line(sc, 1, 0, keep_lots=False).run().tables()
         elif what == "run":
-            Line(sc, 1, 0).run()
+            Line(sc, 1, 0, keep_lots=False).run()
         else:
             with patched(no_quality=True, no_recording=True):
-                Line(sc, 1, 0).run()
+                Line(sc, 1, 0, keep_lots=False).run()
 
     # qsort calls the comparator once for two elements: the workload runs inside qsort, which callgrind toggles on
     done: list[int] = []

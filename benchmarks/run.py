@@ -66,7 +66,7 @@ def twin_once(sc: Any, seed: int, rep: int) -> tuple[float, int, int, dict]:
     """The twin's run as the target defines it: model + quality + recording to Arrow (no DuckDB write)."""
     gc.collect()  # the previous run's garbage is collected here, not inside the next measurement
     t0 = time.perf_counter()
-    line = Line(sc, seed, rep)
+    line = Line(sc, seed, rep, keep_lots=False)  # as twin.runner runs it
     trace = line.run()
     tables = trace.tables()
     wall = time.perf_counter() - t0
@@ -112,6 +112,14 @@ def patched(no_quality: bool, no_recording: bool) -> Iterator[None]:
 
         saved.append((Trace, "__init__", init))
         Trace.__init__ = init_without_recording  # type: ignore[method-assign]
+        done = Trace.lot_done
+
+        def lot_done_without_row(self: Trace, lot: Any) -> None:
+            if not self.keep_lots:  # a finished lot is still let go, its row is not packed
+                self.lots[lot.seq] = None
+
+        saved.append((Trace, "lot_done", done))
+        Trace.lot_done = lot_done_without_row  # type: ignore[method-assign]
     try:
         yield
     finally:
@@ -122,7 +130,7 @@ def patched(no_quality: bool, no_recording: bool) -> Iterator[None]:
 def run_seconds(sc: Any, seed: int, rep: int, no_quality: bool = False, no_recording: bool = False) -> float:
     with patched(no_quality, no_recording):
         t0 = time.perf_counter()
-        Line(sc, seed, rep).run()
+        Line(sc, seed, rep, keep_lots=False).run()
         return time.perf_counter() - t0
 
 
@@ -163,7 +171,7 @@ def bench_shares(hours: float, replications: int, writes: int, seed: int) -> Non
         core.append(run_seconds(sc, seed, rep, no_quality=True, no_recording=True))
         rec.append(run_seconds(sc, seed, rep, no_quality=True))
         t0 = time.perf_counter()
-        trace = Line(sc, seed, rep).run()
+        trace = Line(sc, seed, rep, keep_lots=False).run()
         t1 = time.perf_counter()
         tables = trace.tables()
         t2 = time.perf_counter()
@@ -278,7 +286,7 @@ def child_memory(hours: float, seed: int) -> None:
     base_rss = peak_rss_kb()
     arrow0 = pa.total_allocated_bytes()
     tracemalloc.start()
-    line = Line(sc, seed, 0)
+    line = Line(sc, seed, 0, keep_lots=False)
     trace = line.run()
     tables = trace.tables()
     _, peak = tracemalloc.get_traced_memory()

@@ -22,7 +22,7 @@ class Lot:
         "ald_unit", "ald_start_h", "ald_end_h", "ready_h", "deadline_h", "exposed_since_h",
         "anneal_start_h", "anneal_end_h", "batch_id", "rework_batch_id", "wait_h", "anneals",
         "qc_end_h", "done_h", "status", "first_pass", "verdict", "reason", "coating", "assessment",
-        "precursor_mol", "rework",
+        "precursor_mol", "rework", "seq",
     )  # fmt: skip
 
     def __init__(self, lot_id: int, recipe: str, mass_kg: float, release_h: float) -> None:
@@ -55,6 +55,7 @@ class Lot:
         self.assessment = None
         self.precursor_mol = 0.0
         self.rework = False
+        self.seq = -1  # position in the trace's lots (Trace.add_lot)
 
     def qc_noise(self) -> Sequence[float]:
         """The measurement deviates (ICP, titration, XRD, EIS) of its current QC test: first test or re-test."""

@@ -82,11 +82,15 @@ UNITS_SCHEMA = pa.schema(
      ("unstaffed_h", pa.float64()), ("batches", pa.int64())]
 )  # fmt: skip
 
-# the lots table's columns in the order a lot row is read (record fields, precursor, then quality)
-_LOTS_ROW_SCHEMA = pa.schema(
-    [LOTS_SCHEMA.field(n) for n in (*_LOT_RECORD, "precursor_mol")]
-    + [LOTS_SCHEMA.field(n) for n in _LOT_QUALITY]
-)
+# A lot's row, packed when the lot leaves the line (WIP lots: at conversion): its position in `Trace.lots`, the
+# record fields and precursor, then the quality properties, every field 8 bytes (so that the rows read as one 2-D
+# int64 array): floats as doubles, ints and bools as int64, strings as codes into the trace's texts.
+_LOTS_ROW_FIELDS = [LOTS_SCHEMA.field(n) for n in (*_LOT_RECORD, "precursor_mol", *_LOT_QUALITY)]
+LOT_ROW = struct.Struct("<q" + "".join("d" if f.type == pa.float64() else "q" for f in _LOTS_ROW_FIELDS))
+_LOT_COLUMN = {f.name: i + 1 for i, f in enumerate(_LOTS_ROW_FIELDS)}  # column of each field in a row
+_lot_fields = attrgetter(*_LOT_RECORD, "precursor_mol")
+_LOT_TEXTS = tuple(i for i, n in enumerate(_LOT_RECORD) if LOTS_SCHEMA.field(n).type == pa.string())
+_NO_PROPS = (math.nan,) * len(_LOT_QUALITY)
 
 # equipment states (SEMI E10 categories, docs/equipment-states.md) and one closed state interval as packed bytes
 STATES = ("productive", "setup", "standby", "blocked", "scheduled_down", "unscheduled_down", "unstaffed")
@@ -134,18 +138,23 @@ class Trace:
     """Everything one run produced. `record(pack(...))` is the hot path; `tables()` builds Arrow tables once."""
 
     __slots__ = (
-        "_events", "record", "pack", "unit_names", "_unit_codes", "lots", "batches", "units", "states",
-        "horizon_h", "warmup_h",
+        "_events", "record", "pack", "unit_names", "_unit_codes", "lots", "_lot_rows", "_texts", "batches",
+        "units", "states", "horizon_h", "warmup_h", "keep_lots",
     )  # fmt: skip
 
-    def __init__(self, horizon_h: float, warmup_h: float = 0.0) -> None:
+    def __init__(self, horizon_h: float, warmup_h: float = 0.0, keep_lots: bool = True) -> None:
         self._events = bytearray()
         # the hot path, two C calls and no Python frame: record(pack(t_h, QC_START, unit_code, lot_id, batch_id))
         self.record = self._events.extend
         self.pack = EVENT_ROW.pack
         self.unit_names: list[str] = []  # unit code -> unit name
         self._unit_codes: dict[str, int] = {}
-        self.lots: list[Lot] = []
+        # every lot released, in order (`add_lot`); with keep_lots=False a lot's entry becomes None when it leaves
+        # the line (its row is packed then), so that a batch run does not keep every finished lot's objects
+        self.lots: list[Lot | None] = []
+        self.keep_lots = keep_lots
+        self._lot_rows = bytearray()  # LOT_ROW records of the lots that left the line
+        self._texts: dict[str, int] = {}  # string -> code for the lots' string fields (in code order)
         self.batches: list[tuple[Any, ...]] = []
         self.units: list[tuple[Any, ...]] = []
         self.states: list[tuple[str, bytes]] = []  # per unit: its name and its packed state intervals
@@ -181,6 +190,29 @@ class Trace:
         """Every event so far, decoded (for tests and tools: the tables are the efficient form)."""
         return self.events_since(0)
 
+    # -- lots ------------------------------------------------------------------------------------------
+    def add_lot(self, lot: Lot) -> None:
+        """A lot enters the line; its row in the lots table comes in this order."""
+        lot.seq = len(self.lots)
+        self.lots.append(lot)
+
+    def lot_done(self, lot: Lot) -> None:
+        """A lot left the line (good or scrap): its row is packed now, and without keep_lots the lot is let go."""
+        self._lot_rows += self._lot_row(lot)
+        if not self.keep_lots:
+            self.lots[lot.seq] = None
+
+    def _lot_row(self, lot: Lot) -> bytes:
+        row = list(_lot_fields(lot))
+        texts = self._texts
+        for i in _LOT_TEXTS:
+            code = texts.get(row[i])
+            if code is None:
+                code = texts[row[i]] = len(texts)
+            row[i] = code
+        a = lot.assessment
+        return LOT_ROW.pack(lot.seq, *row, *(_NO_PROPS if a is None else a.props))
+
     # -- conversion ------------------------------------------------------------------------------------
     def events_table(self) -> pa.Table:
         # the packed bytes as numpy columns (a copy: the bytearray must stay resizable for a run that goes on)
@@ -199,13 +231,23 @@ class Trace:
         )
 
     def lots_table(self) -> pa.Table:
-        # one row per lot (its record fields, then its quality properties), like every table here
-        record = attrgetter(*_LOT_RECORD, "precursor_mol")
-        no_props = (math.nan,) * len(_LOT_QUALITY)
-        rows = [
-            record(lot) + (no_props if lot.assessment is None else lot.assessment.props) for lot in self.lots
-        ]
-        return _rows_table(rows, _LOTS_ROW_SCHEMA).select(LOTS_SCHEMA.names)
+        # the rows packed when lots left the line, plus the WIP lots packed now, as columns in release order
+        wip = b"".join(self._lot_row(lot) for lot in self.lots if lot is not None and lot.status == "wip")
+        rows = np.frombuffer(bytes(self._lot_rows) + wip, dtype="<i8").reshape(-1, LOT_ROW.size // 8)
+        columns = np.ascontiguousarray(rows[np.argsort(rows[:, 0], kind="stable")].T)
+        texts = pa.array(list(self._texts), pa.string())
+        cols = []
+        for f in LOTS_SCHEMA:
+            c = columns[_LOT_COLUMN[f.name]]
+            if f.type == pa.string():
+                cols.append(texts.take(pa.array(c)))
+            elif f.type == pa.float64():
+                cols.append(pa.array(c.view(np.float64)))
+            elif f.type == pa.bool_():
+                cols.append(pa.array(c != 0))
+            else:
+                cols.append(pa.array(c))
+        return pa.table(cols, schema=LOTS_SCHEMA)
 
     def batches_table(self) -> pa.Table:
         return _rows_table(self.batches, BATCHES_SCHEMA)

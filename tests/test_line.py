@@ -306,3 +306,20 @@ def test_unit_totals_are_the_exact_sums_of_their_state_intervals():
     for u in units:
         for state, col in column.items():
             assert u[col] == sums.get((u["unit"], state), 0.0), (u["unit"], state)
+
+
+def test_a_batch_run_lets_finished_lots_go_and_gives_the_same_tables():
+    """keep_lots=False (the runner's batch runs): a lot's row is packed when it leaves the line and the trace lets
+    the lot go; the tables are the same bits as when every lot is kept, WIP and rework lots included."""
+    sc = scenario(horizon_h=800.0, recipes={"r400": {"setpoint_c": 330.0, "soak_h": 3.0}})  # many reworks
+    kept = Line(sc, seed=2).run()
+    batch = Line(sc, seed=2, keep_lots=False).run()
+    a, b = kept.tables(), batch.tables()
+    for name in a:
+        assert ipc_bytes(a[name]) == ipc_bytes(b[name]), name
+    lots = a["lots"].to_pylist()
+    assert {r["status"] for r in lots} == {"good", "scrap", "wip"} and any(r["anneals"] > 1 for r in lots)
+    assert [r["lot_id"] for r in lots] == [lot.lot_id for lot in kept.lots]  # release order
+    assert len(batch.lots) == len(kept.lots)
+    for lot, left in zip(kept.lots, batch.lots, strict=True):
+        assert (left is None) == (lot.status != "wip")

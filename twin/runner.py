@@ -97,7 +97,8 @@ def simulate_replication(scenario: Any, seed: int, replication: int) -> Replicat
     from plant.line import Line
 
     t0 = time.perf_counter()
-    trace = Line(scenario, seed=seed, replication=replication).run()
+    # only the tables are used: lots that left the line are let go as the run goes
+    trace = Line(scenario, seed=seed, replication=replication, keep_lots=False).run()
     tables = trace.tables()
     kpis = stats.replication_kpis(tables, warmup_h=scenario.warmup_h, horizon_h=scenario.horizon_h)
     kpis.update(stats.equipment_kpis(tables, scenario))

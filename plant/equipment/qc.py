@@ -52,6 +52,7 @@ class Qc:
         env, record, pack, code, qp = line.env, line.trace.record, line.trace.pack, self.code, line.qp
         get, test_h, can_rework = self.queue.get, self.test_h, self.rework_enabled
         assess = physics.quality_model(qp).assess
+        lot_done = line.trace.lot_done
         staffed = line.calendar.never_waits
         while True:
             lot = yield get()
@@ -75,6 +76,7 @@ class Qc:
                 lot.first_pass = not lot.rework
                 self.passed += 1
                 record(pack(now, PASS, code, lot_id, -1))
+                lot_done(lot)
             elif verdict == "rework":
                 record(pack(now, REWORK, code, lot_id, -1))
                 lot.rework = True
@@ -85,4 +87,5 @@ class Qc:
                 lot.done_h = now
                 self.failed += 1
                 record(pack(now, SCRAP, code, lot_id, -1))
+                lot_done(lot)
             st.to(now, "standby")
