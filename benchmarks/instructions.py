@@ -46,7 +46,7 @@ def _workload(what: str, hours: float) -> None:
 
     def work() -> None:
         if what == "bare":
-            BareLine(sc, 1, 0, keep_lots=False).run()
+            BareLine(sc, 1, 0).run()
         elif what == "twin":
             Line(sc, 1, 0, keep_lots=False).run().tables()
         elif what == "run":
@@ -57,16 +57,22 @@ def _workload(what: str, hours: float) -> None:
 
     # qsort calls the comparator once for two elements: the workload runs inside qsort, which callgrind toggles on
     done: list[int] = []
+    failed: list[BaseException] = []
 
     def compare(a: int, b: int) -> int:
         if not done:
             done.append(1)
-            work()
+            try:
+                work()
+            except BaseException as exc:  # ctypes would print it and go on: the count would look valid
+                failed.append(exc)
         return 0
 
     cmp_type = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p)
     pair = (ctypes.c_int * 2)(1, 2)
     ctypes.CDLL(None).qsort(pair, 2, ctypes.sizeof(ctypes.c_int), cmp_type(compare))
+    if failed:
+        raise failed[0]
 
 
 def _count(what: str, hours: float) -> dict[str, float]:
