@@ -2,8 +2,9 @@
 
 Events are recorded packed: 27 bytes per event appended to one bytearray, kind and unit as small integer codes
 (no Python object per event stays alive, and conversion to Arrow reads the bytes as numpy columns instead of
-revisiting a cold list of tuples). The other tables are rows of Python values, converted once after the run, row
-by row. Column names and meanings are documented in docs/architecture.md.
+revisiting a cold list of tuples). A lot's row is packed the same way when the lot leaves the line; the units pack
+their state intervals (plant/equipment/unit.py). Batches and unit totals are rows of Python values, converted
+once after the run. Column names and meanings are documented in docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -182,8 +183,8 @@ class Trace:
     def events_since(self, n: int) -> list[tuple[float, str, str, int, int]]:
         """Events number n onwards as (t_h, kind, unit, lot_id, batch_id) tuples, in recording order."""
         kinds, units = EVENT_KINDS, self.unit_names
-        raw = bytes(self._events[n * EVENT_ROW.size :])
-        return [(t, kinds[k], units[u], lot, batch) for t, k, u, lot, batch in EVENT_ROW.iter_unpack(raw)]
+        tail = self._events[n * EVENT_ROW.size :]  # a copy: the bytearray must stay resizable
+        return [(t, kinds[k], units[u], lot, batch) for t, k, u, lot, batch in EVENT_ROW.iter_unpack(tail)]
 
     @property
     def events(self) -> list[tuple[float, str, str, int, int]]:
@@ -233,7 +234,7 @@ class Trace:
     def lots_table(self) -> pa.Table:
         # the rows packed when lots left the line, plus the WIP lots packed now, as columns in release order
         wip = b"".join(self._lot_row(lot) for lot in self.lots if lot is not None and lot.status == "wip")
-        rows = np.frombuffer(bytes(self._lot_rows) + wip, dtype="<i8").reshape(-1, LOT_ROW.size // 8)
+        rows = np.frombuffer(self._lot_rows + wip, dtype="<i8").reshape(-1, LOT_ROW.size // 8)  # a copy, once
         columns = np.ascontiguousarray(rows[np.argsort(rows[:, 0], kind="stable")].T)
         texts = pa.array(list(self._texts), pa.string())
         cols = []
