@@ -219,8 +219,10 @@ def test_processes_run_the_first_tasks_here_while_the_pool_starts() -> None:
     serial = {(i, r.replication): r for i, r in make_executor("serial").run(tasks)}
     with make_executor("processes", workers=2) as ex:
         got = [(i, r.replication, r) for i, r in ex.run(tasks)]
+        again = sorted((i, r.replication) for i, r in ex.run(tasks[:4]))  # the same executor runs again
+    assert again == [(0, 0), (0, 1), (0, 2), (0, 3)]
     assert sorted((i, rep) for i, rep, _ in got) == sorted(serial)  # each task exactly once
-    assert 1 <= ex.local_tasks <= len(tasks)
+    assert 1 <= ex.local_tasks <= len(tasks) + 4
     for i, rep, r in got:
         for name, table in r.tables.items():
             assert same_bits(table, serial[(i, rep)].tables[name]), (i, rep, name)

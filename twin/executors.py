@@ -129,6 +129,8 @@ class ProcessExecutor(Executor):
             self.local_tasks += len(tasks)
             yield from map(simulate_task, tasks)
             return
+        self.close()  # a previous run's pool, if this executor ran before
+        self._started, self._futures, self._failure = False, [], []
         queue = deque(tasks)
         n = min(self.workers, len(tasks))
         self._starter = threading.Thread(target=self._start_pool, args=(n, queue), name="twin-pool-start")
