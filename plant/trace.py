@@ -36,7 +36,6 @@ EVENT_KINDS = (
     LOAD_START, SETUP_START, SETUP_END, BATCH_START, BATCH_END, QC_START, QC_END, PASS, REWORK, SCRAP,
     DOWN, UP, PM_START, PM_END,
 ) = range(len(EVENT_KINDS))  # fmt: skip
-KIND_CODES = {kind: code for code, kind in enumerate(EVENT_KINDS)}
 
 # one event as packed bytes: t_h, kind code, unit code, lot_id, batch_id (ids -1 when not applicable)
 EVENT_ROW = struct.Struct("<dBHqq")
