@@ -13,8 +13,8 @@ from twin.errors import TwinError
 from twin.store import Store, check_read_only_sql, open_store
 
 
-def _write(store: Store, reps: int = 3, seed: int = 0, setpoint: float | None = None) -> int:
-    traces = [synthetic_trace(seed + r) for r in range(reps)]
+def _write(store: Store, reps: int = 3, seed: int = 0, setpoint: float | None = None, copies: int = 1) -> int:
+    traces = [synthetic_trace(seed + r) for r in range(reps)] * copies
     tables = {}
     for name in schema.TRACE_TABLES:
         parts = [t[name].add_column(0, "replication", pa.array([r] * t[name].num_rows, pa.int32()))
@@ -24,7 +24,7 @@ def _write(store: Store, reps: int = 3, seed: int = 0, setpoint: float | None = 
     run = {"scenario_name": "synthetic", "scenario_json": "{}", "scenario_hash": "abc", "seed": seed,
            "replications": reps, "horizon_h": 200.0, "warmup_h": 20.0, "code_version": "test", "wall_s": 0.1,
            "status": "done"}  # fmt: skip
-    return store.write_run(run, tables, stats.kpis_long(per_rep, range(reps)), stats.summarize(per_rep))
+    return store.write_run(run, tables, stats.kpis_long(per_rep, range(len(traces))), stats.summarize(per_rep))
 
 
 def test_new_database_has_every_table_and_the_schema_version(tmp_path):
@@ -217,3 +217,34 @@ def test_unwritable_path_is_one_line(tmp_path):
     assert "\n" not in str(exc.value)
     with pytest.raises(TwinError, match="does not exist"):
         Store(tmp_path / "nope.duckdb", read_only=True)
+
+
+@pytest.mark.parametrize("name", ["h.duckdb", "it's here.duckdb", "memory.duckdb"])
+def test_writer_attaches_with_small_row_groups_under_the_files_name(tmp_path, name):
+    from twin.store import ROW_GROUP_SIZE
+
+    db = tmp_path / name
+    n_lots = sum(synthetic_trace(r)["lots"].num_rows for r in range(3))
+    with open_store(db) as s:
+        assert s.con.execute("SELECT current_database()").fetchall()[0][0] == (
+            db.stem if db.stem != "memory" else "memory_db"
+        )
+        _write(s, copies=80)  # one run with more lots than a row group of the twin holds
+        sizes = s.con.execute(
+            "SELECT DISTINCT row_group_id, count FROM pragma_storage_info('lots') WHERE column_id = 0"
+        ).fetchall()
+        total = s.query("SELECT count(*) FROM lots").column(0)[0].as_py()
+    assert total == 80 * n_lots > ROW_GROUP_SIZE
+    assert max(c for _, c in sizes) <= ROW_GROUP_SIZE < total  # DuckDB's default would be one row group here
+    with Store(db, read_only=True) as s:  # read back by a plain connection
+        assert s.query("SELECT count(*) FROM lots").column(0)[0].as_py() == total
+        assert s.query("SELECT max(run_id) FROM runs").column(0)[0].as_py() == 1
+
+
+def test_same_file_twice_in_one_process_is_one_line(tmp_path):
+    db = tmp_path / "h.duckdb"
+    with open_store(db):
+        with pytest.raises(TwinError, match="already open in this process"):
+            Store(db, read_only=True)
+        with pytest.raises(TwinError, match="already open in this process"):
+            open_store(db)
