@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -133,6 +134,51 @@ class _InterruptAfter(Executor):
             if i == self.n:
                 raise KeyboardInterrupt
             yield simulate_task(task)
+
+
+class _Observer(Executor):
+    """Serial, `pause_s` before each task; meanwhile looks whether the study's database opens in this process,
+    and how many runs it holds (None: the study holds it open)."""
+
+    name = "serial"
+
+    def __init__(self, db: Path, pause_s: float) -> None:
+        super().__init__(1)
+        self.db, self.pause_s, self.seen = db, pause_s, []
+
+    def run(self, tasks: list[Task]) -> Iterator:
+        from twin.store import Store
+
+        for task in tasks:
+            time.sleep(self.pause_s)
+            try:
+                with Store(self.db, read_only=True) as s:
+                    self.seen.append(s.query("SELECT count(*) FROM runs").column(0)[0].as_py())
+            except TwinError as exc:
+                assert "already open in this process" in str(exc)
+                self.seen.append(None)
+            yield simulate_task(task)
+
+
+@pytest.mark.parametrize(
+    ("pause_s", "hold_s", "seen"), [(0.3, 0.1, [0, 0, 1, 1]), (0.0, 1e9, [0, 0, None, None])]
+)
+def test_a_study_holds_its_database_only_while_results_come_quickly(
+    tmp_path, monkeypatch, pause_s, hold_s, seen
+):
+    from twin import executors
+
+    monkeypatch.setattr(executors._StudyStore, "HOLD_S", hold_s)
+    db = tmp_path / "t.duckdb"
+    observer = _Observer(db, pause_s)
+    res = run_study(two_scenarios(), executor=observer, db=db)
+    assert observer.seen == seen  # slow results: readable between runs; quick ones: kept open between writes
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT status FROM studies").fetchall() == [("done",)]
+    assert con.execute("SELECT run_id FROM runs ORDER BY run_id").fetchall() == [(1,), (2,)]
+    n_lots = con.execute("SELECT count(*) FROM lots WHERE run_id = 2").fetchone()[0]
+    assert n_lots == res.runs[1].table("lots").num_rows > 0
+    con.close()
 
 
 def test_an_interrupted_study_keeps_its_completed_runs_and_says_so(tmp_path: Path) -> None:

@@ -24,7 +24,9 @@ def _write(store: Store, reps: int = 3, seed: int = 0, setpoint: float | None = 
     run = {"scenario_name": "synthetic", "scenario_json": "{}", "scenario_hash": "abc", "seed": seed,
            "replications": reps, "horizon_h": 200.0, "warmup_h": 20.0, "code_version": "test", "wall_s": 0.1,
            "status": "done"}  # fmt: skip
-    return store.write_run(run, tables, stats.kpis_long(per_rep, range(len(traces))), stats.summarize(per_rep))
+    return store.write_run(
+        run, tables, stats.kpis_long(per_rep, range(len(traces))), stats.summarize(per_rep)
+    )
 
 
 def test_new_database_has_every_table_and_the_schema_version(tmp_path):

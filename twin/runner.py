@@ -65,7 +65,9 @@ class RunResult:
         parts = []
         for r in self.replications:
             t = r.tables[name]
-            parts.append(t.add_column(0, "replication", pa.repeat(pa.scalar(r.replication, pa.int32()), t.num_rows)))
+            parts.append(
+                t.add_column(0, "replication", pa.repeat(pa.scalar(r.replication, pa.int32()), t.num_rows))
+            )
         return pa.concat_tables(parts, promote_options="permissive") if parts else pa.table({})
 
     def run_row(self) -> dict[str, Any]:
