@@ -6,6 +6,7 @@ moves Arrow tables in and out of the database.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -89,8 +90,10 @@ def _connect_error(path: Path, exc: Exception, read_only: bool) -> TwinError:
     return TwinError(f"cannot open database {path} to {mode}: {first}")
 
 
+@functools.cache
 def code_version() -> str:
-    """Package version plus the git commit of the working tree, when there is one."""
+    """Package version plus the git commit of the working tree, when there is one (read once per process: it
+    parses the package's metadata, a few ms for every run stored)."""
     from importlib import metadata
 
     try:
