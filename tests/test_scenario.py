@@ -80,3 +80,14 @@ def test_json_schema_describes_the_scenario():
     assert {"arrivals", "ald", "buffer", "furnaces", "recipes", "qc", "quality"} <= set(schema["properties"])
     recipe = schema["$defs"]["Recipe"]["properties"]
     assert recipe["atmosphere"]["enum"] == ["O2", "dry_air", "air", "N2"]
+
+
+def test_quality_params_are_shared_by_equal_overrides_and_follow_them():
+    base = load_scenario("scenarios/baseline.yaml")
+    a = base.model_copy(update={"quality": {"rl_max_ppm": 900.0}})
+    b = base.model_copy(update={"quality": {"rl_max_ppm": 900.0}})
+    c = base.model_copy(update={"quality": {"rl_max_ppm": 800.0}})
+    assert a.quality_params() is b.quality_params()  # one object: the quality model's caches serve every run
+    assert a.quality_params().rl_max_ppm == 900.0 and c.quality_params().rl_max_ppm == 800.0
+    assert base.quality_params() is not a.quality_params()
+    assert base.quality_params().rl_max_ppm == type(base.quality_params())().rl_max_ppm

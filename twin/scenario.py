@@ -287,7 +287,18 @@ class Scenario(_Model):
         return self
 
     def quality_params(self) -> QualityParams:
-        return QualityParams().replace(**self.quality)
+        """The quality parameters: defaults with this scenario's overrides. The same overrides give the same
+        (frozen) object, so that the quality model's caches, keyed by it, serve every replication."""
+        key = tuple(sorted(self.quality.items()))
+        params = _QUALITY_PARAMS.get(key)
+        if params is None:
+            if len(_QUALITY_PARAMS) >= 64:
+                _QUALITY_PARAMS.clear()
+            params = _QUALITY_PARAMS[key] = QualityParams().replace(**self.quality)
+        return params
+
+
+_QUALITY_PARAMS: dict[tuple[tuple[str, float], ...], QualityParams] = {}
 
 
 def scenario_hash(scenario: Scenario) -> str:
