@@ -79,7 +79,10 @@ def _mp_context() -> mp.context.BaseContext:
     """forkserver where available (no inherited threads or DuckDB handles, cheap children), else spawn."""
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["twin.runner", "plant.line", "pandas"])
+        # everything a task needs, imported once in the forkserver instead of in every worker: the task function
+        # lives here (this module imports the study and scenario models, 0.25 s), the line, and pandas (pyarrow
+        # imports it on its first array)
+        ctx.set_forkserver_preload(["twin.executors", "plant.line", "pandas"])
         return ctx
     return mp.get_context("spawn")
 
