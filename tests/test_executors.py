@@ -275,3 +275,33 @@ def test_processes_run_the_first_tasks_here_while_the_pool_starts() -> None:
         assert r.kpis == serial[(i, rep)].kpis
     with make_executor("processes", workers=2) as ex:  # a single task needs no pool
         assert [i for i, _ in ex.run(tasks[:1])] == [0] and ex.local_tasks == 1 and ex._pool is None
+
+
+def test_processes_do_not_wait_for_a_pool_they_no_longer_need(monkeypatch) -> None:
+    """A few short runs all done here before the pool is up: the run ends at once (it used to wait about a second
+    for the pool), the results are serial's, and the pool is shut down in the background once it comes up."""
+    import threading
+    from concurrent.futures import ProcessPoolExecutor
+
+    from twin import executors
+
+    class SlowToStart(ProcessPoolExecutor):
+        def __init__(self, *a, **k) -> None:
+            time.sleep(2.0)
+            super().__init__(*a, **k)
+
+    monkeypatch.setattr(executors, "ProcessPoolExecutor", SlowToStart)
+    plan = two_scenarios(replications=2)
+    tasks = [(i, sc, int(sc.seed), r) for i, sc in enumerate(plan.scenarios) for r in range(2)]
+    serial = {(i, r.replication): r for i, r in make_executor("serial").run(tasks)}
+    t0 = time.perf_counter()
+    with make_executor("processes", workers=2) as ex:
+        got = {(i, r.replication): r for i, r in ex.run(tasks)}
+    assert time.perf_counter() - t0 < 1.5  # the pool takes 2 s to start: nobody waited for it
+    assert ex.local_tasks == len(tasks) and sorted(got) == sorted(serial)
+    for key, r in got.items():
+        assert r.kpis == serial[key].kpis
+    starters = [t for t in threading.enumerate() if t.name == "twin-pool-start"]
+    for t in starters:
+        t.join(timeout=30)  # the abandoned start shuts its pool down and ends
+    assert starters and not any(t.is_alive() for t in starters)

@@ -91,41 +91,58 @@ def _ready() -> None:
     """A no-op task: its answer says a worker process is up."""
 
 
+class _PoolStart:
+    """One start of the pool, run in its own thread, and what it shares with the run that started it."""
+
+    def __init__(self, n: int, queue: deque[Task]) -> None:
+        self.n = n
+        self.queue = queue  # the tasks nobody has taken yet
+        self.lock = threading.Lock()  # guards queue, started, abandoned
+        self.started = False  # the pool is up and took every task not yet taken (or it failed to start)
+        self.abandoned = False  # this process ran every task before the pool was up: nobody waits for it
+        self.pool: ProcessPoolExecutor | None = None
+        self.futures: list[Any] = []
+        self.failure: list[BaseException] = []
+        self.thread = threading.Thread(target=self._start, name="twin-pool-start")
+
+    def _start(self) -> None:
+        pool = None
+        try:
+            pool = ProcessPoolExecutor(max_workers=self.n, mp_context=_mp_context())
+            pool.submit(_ready).result()  # submitting starts the workers; the answer, once one is up
+            with self.lock:
+                if not self.abandoned:
+                    self.pool, pool = pool, None
+                    self.futures = [self.pool.submit(simulate_task, t) for t in self.queue]
+                    self.queue.clear()
+                    self.started = True
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            self.failure.append(exc)
+            with self.lock:
+                self.started = True  # the run stops taking tasks and raises it
+        finally:
+            if pool is not None:  # abandoned, or failed halfway: shut down here, in this thread
+                pool.shutdown(wait=True, cancel_futures=True)
+
+
 class ProcessExecutor(Executor):
     """A local `ProcessPoolExecutor` (forkserver/spawn), one task per (scenario, replication); all cores by default.
 
     Starting the pool takes about a second (the forkserver imports numpy, pyarrow, pandas, SimPy once, then forks
     the workers). Meanwhile this process does not wait: it runs the first tasks itself. As soon as a worker
     answers, the thread that started the pool hands it every task not yet taken, so no worker waits for the task
-    this process is finishing. `local_tasks` counts the tasks run here. The results are the same wherever a task
-    runs (a task is a pure function of scenario, seed and replication)."""
+    this process is finishing. If this process has run every task before the pool is up (a few short runs), the
+    run ends at once and the pool is shut down in the background when it comes up. `local_tasks` counts the tasks
+    run here. The results are the same wherever a task runs (a task is a pure function of scenario, seed and
+    replication)."""
 
     name = "processes"
 
     def __init__(self, workers: int | None = None, address: str | None = None) -> None:
         super().__init__(workers, address)
-        self._pool: ProcessPoolExecutor | None = None
-        self._starter: threading.Thread | None = None
-        self._lock = threading.Lock()  # guards the queue of tasks not yet taken, and _started
-        self._started = False  # the pool is up and took every task not yet taken (or it failed to start)
-        self._futures: list[Any] = []
-        self._failure: list[BaseException] = []
+        self._start: _PoolStart | None = None
+        self._pool: ProcessPoolExecutor | None = None  # the pool of the current run, once it is up
         self.local_tasks = 0
-
-    def _start_pool(self, n: int, queue: deque[Task]) -> None:
-        """In a thread: start the pool, then hand it the tasks this process has not taken."""
-        try:
-            pool = ProcessPoolExecutor(max_workers=n, mp_context=_mp_context())
-            self._pool = pool
-            pool.submit(_ready).result()  # submitting starts the workers; the answer, once one is up
-            with self._lock:
-                self._futures = [pool.submit(simulate_task, t) for t in queue]
-                queue.clear()
-                self._started = True
-        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
-            self._failure.append(exc)
-            with self._lock:
-                self._started = True  # this process stops taking tasks and raises it
 
     def run(self, tasks: list[Task]) -> Iterator[tuple[int, ReplicationResult]]:
         if len(tasks) <= 1:  # no pool for a single task
@@ -133,34 +150,40 @@ class ProcessExecutor(Executor):
             yield from map(simulate_task, tasks)
             return
         self.close()  # a previous run's pool, if this executor ran before
-        self._started, self._futures, self._failure = False, [], []
-        queue = deque(tasks)
-        n = min(self.workers, len(tasks))
-        self._starter = threading.Thread(target=self._start_pool, args=(n, queue), name="twin-pool-start")
-        self._starter.start()
+        start = self._start = _PoolStart(min(self.workers, len(tasks)), deque(tasks))
+        start.thread.start()
         while True:  # this process works while the pool starts
-            with self._lock:
-                if self._started or not queue:
+            with start.lock:
+                if start.started:
                     break
-                task = queue.popleft()
+                if not start.queue:
+                    start.abandoned = True  # every task ran here
+                    return
+                task = start.queue.popleft()
             self.local_tasks += 1
             yield simulate_task(task)
-        self._starter.join()
-        if self._failure:
-            raise self._failure[0]
-        pending = set(self._futures)
+        start.thread.join()
+        if start.failure:
+            raise start.failure[0]
+        self._pool = start.pool
+        pending = set(start.futures)
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in sorted(done, key=id):
                 yield fut.result()
 
     def close(self) -> None:
-        if self._starter is not None:
-            self._starter.join()  # a pool still starting is shut down once it is up
-            self._starter = None
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        start, self._start = self._start, None
+        self._pool = None
+        if start is None:
+            return
+        with start.lock:
+            if not start.started:  # still starting: its thread shuts the pool down once it is up
+                start.abandoned = True
+                return
+        start.thread.join()
+        if start.pool is not None:
+            start.pool.shutdown(wait=True, cancel_futures=True)
 
 
 class DaskExecutor(Executor):
