@@ -404,3 +404,34 @@ def test_cli_cert_and_user_add_as_documented(tmp_path):
     assert verify_password("pw-1", users["operator"]) and not verify_password("pw-2", users["operator"])
     out = run_twin("plant", "serve", "missing.yaml", cwd=tmp_path)
     assert out.returncode == 2 and out.stderr.strip().splitlines() == ["error: missing.yaml: file not found"]
+
+
+def test_process_values_carry_their_engineering_units(plant):
+    """Temperatures, pressure, hours, humidity and gas flow carry the standard EngineeringUnits property (UNECE
+    codes as EUInformation) on every instance; counters and ids carry none."""
+    from adapters.opcua.address_space import UNECE_NAMESPACE, unece_unit_id
+
+    async def read():
+        async with Client(url(plant), timeout=5) as client:
+            idx, _ = await _plant_node(client)
+            out = {}
+            for tag in ("F1.Temperature_C", "F2.Setpoint_C", "ALD1.ChamberPressure_Pa", "BUF.OldestWait_h",
+                        "BUF.RelativeHumidity_pct", "F1.O2Flow_slpm", "Line.SimTime_h", "F1.BatchId"):  # fmt: skip
+                node = client.get_node(ua.NodeId(f"Plant.{tag}", idx))
+                try:
+                    prop = await node.get_child("0:EngineeringUnits")
+                except ua.UaStatusCodeError:
+                    out[tag] = None
+                    continue
+                eu = await prop.read_value()
+                out[tag] = (eu.NamespaceUri, eu.UnitId, eu.DisplayName.Text)
+            return out
+
+    got = asyncio.run(read())
+    cel = (UNECE_NAMESPACE, unece_unit_id("CEL"), "°C")
+    assert unece_unit_id("CEL") == 4408652  # the worked example of OPC 10000-8
+    assert got["F1.Temperature_C"] == cel and got["F2.Setpoint_C"] == cel
+    assert got["ALD1.ChamberPressure_Pa"] == (UNECE_NAMESPACE, unece_unit_id("PAL"), "Pa")
+    assert got["BUF.OldestWait_h"] == got["Line.SimTime_h"] == (UNECE_NAMESPACE, unece_unit_id("HUR"), "h")
+    assert got["BUF.RelativeHumidity_pct"][2] == "%" and got["F1.O2Flow_slpm"][2] == "l/min"
+    assert got["F1.BatchId"] is None

@@ -27,6 +27,16 @@ _TYPE_NAMES = {
     "qc": "QcType",
     "line": "LineTotalsType",
 }
+# EngineeringUnits of the process values, by tag suffix: UNECE Recommendation 20 common codes as OPC UA
+# EUInformation (OPC 10000-8, 5.6.3; the UnitId packs the code's characters, 8 bits each)
+UNECE_NAMESPACE = "http://www.opcfoundation.org/UA/units/un/cefact"
+UNITS = {
+    "_C": ("CEL", "°C", "degree Celsius"),
+    "_Pa": ("PAL", "Pa", "pascal"),
+    "_h": ("HUR", "h", "hour"),
+    "_pct": ("P1", "%", "percent"),
+    "_slpm": ("L2", "l/min", "litre per minute (at standard conditions)"),
+}
 EVENT_FIELDS = (
     ("LotId", ua.VariantType.Int64),
     ("BatchId", ua.VariantType.Int64),
@@ -52,6 +62,27 @@ def variant(value: object, vtype: ua.VariantType) -> ua.Variant:
     return ua.Variant(value, vtype)
 
 
+def unece_unit_id(code: str) -> int:
+    """The OPC UA UnitId of a UNECE common code: its characters packed 8 bits each (`CEL` -> 4408652)."""
+    unit_id = 0
+    for ch in code:
+        unit_id = (unit_id << 8) | ord(ch)
+    return unit_id
+
+
+def engineering_units(tag: str) -> ua.EUInformation | None:
+    """The EUInformation of a tag, from its suffix (`Temperature_C` -> degree Celsius); None if it has no unit."""
+    for suffix, (code, symbol, name) in UNITS.items():
+        if tag.endswith(suffix):
+            return ua.EUInformation(
+                NamespaceUri=UNECE_NAMESPACE,
+                UnitId=unece_unit_id(code),
+                DisplayName=ua.LocalizedText(symbol),
+                Description=ua.LocalizedText(name),
+            )
+    return None
+
+
 def _initial(type_name: str) -> ua.Variant:
     vt = _VTYPES[type_name]
     if type_name == "StringArray":
@@ -74,6 +105,15 @@ async def build(server: Server, units: dict[str, str], allow_writes: bool) -> Pl
                 await var.write_value_rank(ua.ValueRank.OneDimension)
                 await var.write_array_dimensions([0])
             await var.set_modelling_rule(True)
+            eu = engineering_units(tag)
+            if eu is not None:  # the standard property, copied to every instance with the variable
+                prop = await var.add_property(
+                    ua.NodeId(0, idx),
+                    ua.QualifiedName("EngineeringUnits", 0),
+                    eu,
+                    datatype=ua.NodeId(ua.ObjectIds.EUInformation),
+                )
+                await prop.set_modelling_rule(True)
         types[kind] = otype
     event_type = await server.create_custom_event_type(
         idx, "LotMoveEventType", ua.ObjectIds.BaseEventType, list(EVENT_FIELDS)
