@@ -61,7 +61,8 @@ def reference(scenario):
 @pytest.fixture(scope="module")
 def plant(scenario):
     cfg = ServeConfig(scenario, endpoint=f"opc.tcp://127.0.0.1:{free_port()}", speed=SPEED, seed=SEED,
-                      max_sessions_per_client=3, max_subscriptions_per_session=2)  # fmt: skip
+                      max_sessions_per_client=3, max_subscriptions_per_session=2,
+                      max_monitored_items_per_session=20)  # fmt: skip
     with ServerThread(cfg) as st:
         yield st
 
@@ -435,3 +436,37 @@ def test_process_values_carry_their_engineering_units(plant):
     assert got["BUF.OldestWait_h"] == got["Line.SimTime_h"] == (UNECE_NAMESPACE, unece_unit_id("HUR"), "h")
     assert got["BUF.RelativeHumidity_pct"][2] == "%" and got["F1.O2Flow_slpm"][2] == "l/min"
     assert got["F1.BatchId"] is None
+
+
+def test_monitored_items_are_capped_per_session(plant, scenario):
+    """20 items per session here: of 25 asked in one call the first 20 are created, the last 5 refused with
+    BadTooManyMonitoredItems; the next call is refused whole, across subscriptions; another session has its own."""
+
+    async def subscribe():
+        async with Client(url(plant), timeout=5) as client:
+            idx, _ = await _plant_node(client)
+            names = [(u, t) for u in ("F1", "F2") for t, _ in TAGS["furnace"]]
+            names += [(f"ALD{i + 1}", t) for i in range(scenario.ald.reactors) for t, _ in TAGS["ald"]]
+            nodes = [client.get_node(ua.NodeId(f"Plant.{u}.{t}", idx)) for u, t in names]
+            sub = await client.create_subscription(100, _Recorder())
+            first = await sub.subscribe_data_change(nodes[:25])
+            sub2 = await client.create_subscription(100, _Recorder())
+            second = await sub2.subscribe_data_change(nodes[25:27])
+            async with Client(url(plant), timeout=5) as other:
+                other_sub = await other.create_subscription(100, _Recorder())
+                third = await other_sub.subscribe_data_change(nodes[:3])
+            return first, second, third
+
+    first, second, third = asyncio.run(subscribe())
+    too_many = ua.StatusCode(ua.StatusCodes.BadTooManyMonitoredItems)
+    assert all(isinstance(h, int) for h in first[:20]) and first[20:] == [too_many] * 5
+    assert second == [too_many] * 2
+    assert all(isinstance(h, int) for h in third)
+
+
+def test_caps_below_one_are_one_line_errors(scenario):
+    for field, option in (("max_monitored_items_per_session", "--max-monitored-items"),
+                          ("max_subscriptions_per_session", "--max-subscriptions")):  # fmt: skip
+        cfg = ServeConfig(scenario, endpoint=f"opc.tcp://127.0.0.1:{free_port()}", **{field: 0})
+        with pytest.raises(OpcUaUserError, match=f"^{option} must be at least 1, got 0$"):
+            check_config(cfg)

@@ -1,6 +1,7 @@
 """Access control of the virtual plant server: hashed user list, password-checking user manager, client
 certificate trust list, a service ruleset without admin rights, guarded writes, and per-client caps on
-sessions and subscriptions (asyncua 2.1.0 defaults accept any password and any client certificate).
+sessions, subscriptions and monitored items (asyncua 2.1.0 defaults accept any password and any client
+certificate).
 """
 
 from __future__ import annotations
@@ -158,9 +159,31 @@ def _host(name: Any) -> str:
 
 
 class CappedSession(InternalSession):
-    """A session refusing more than `max_subscriptions_per_session` subscriptions (BadTooManySubscriptions)."""
+    """A session refusing more than `max_subscriptions_per_session` subscriptions (BadTooManySubscriptions) and,
+    over all its subscriptions, more than `max_monitored_items_per_session` monitored items (the items beyond it
+    get BadTooManyMonitoredItems, the others are created)."""
 
     max_subscriptions_per_session = 10
+    max_monitored_items_per_session = 1000
+
+    def _monitored_items(self) -> int:
+        return sum(
+            len(getattr(s.monitored_item_srv, "_monitored_items", ()))
+            for s in self.subscription_service.subscriptions.values()
+            if s.session_id == self.session_id
+        )
+
+    async def create_monitored_items(self, params: Any) -> Any:
+        room = max(0, self.max_monitored_items_per_session - self._monitored_items())
+        items = list(params.ItemsToCreate)
+        if len(items) <= room:
+            return await super().create_monitored_items(params)
+        _log.warning("refusing %d monitored items for %s: %d allowed", len(items) - room, self.name, room)
+        params.ItemsToCreate = items[:room]
+        results = list(await super().create_monitored_items(params)) if room else []
+        refused = ua.MonitoredItemCreateResult()
+        refused.StatusCode = ua.StatusCode(ua.StatusCodes.BadTooManyMonitoredItems)
+        return results + [refused] * (len(items) - room)
 
     async def create_subscription(self, params: Any, callback: Any, request_callback: Any = None) -> Any:
         own = sum(
@@ -188,13 +211,14 @@ class CappedInternalServer(InternalServer):
     """
 
     def __init__(self, user_manager: UserManager, max_sessions_per_client: int, max_sessions: int,
-                 max_subscriptions_per_session: int) -> None:  # fmt: skip
+                 max_subscriptions_per_session: int, max_monitored_items_per_session: int = 1000) -> None:  # fmt: skip
         super().__init__(user_manager=user_manager)
         self.attribute_service = GuardedAttributeService(self.aspace)
         self.max_sessions_per_client = max_sessions_per_client
         self.max_sessions = max_sessions
         self.max_subscriptions_per_session = max_subscriptions_per_session
         self.max_subscriptions = max_sessions * max_subscriptions_per_session
+        self.max_monitored_items_per_session = max_monitored_items_per_session
         self.require_secure_channel = False  # set when no None endpoint is offered
 
     def create_session(self, name: Any, user: User = _ANONYMOUS, external: bool = False) -> Any:
@@ -208,6 +232,7 @@ class CappedInternalServer(InternalServer):
             raise ServiceError(ua.StatusCodes.BadTooManySessions)
         session = CappedSession(self, self.aspace, self.subscription_service, name, user=user, external=True)
         session.max_subscriptions_per_session = self.max_subscriptions_per_session
+        session.max_monitored_items_per_session = self.max_monitored_items_per_session
         return session
 
 

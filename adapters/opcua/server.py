@@ -67,6 +67,7 @@ class ServeConfig:
     max_sessions_per_client: int = 4
     max_sessions: int = 50
     max_subscriptions_per_session: int = 4
+    max_monitored_items_per_session: int = 1000
     application_uri: str = APPLICATION_URI
     tick_s: float = 0.05
     slice_budget_s: float = 0.02
@@ -111,6 +112,11 @@ def check_config(cfg: ServeConfig) -> None:
     parse_endpoint(cfg.endpoint)
     if not cfg.speed > 0:
         raise OpcUaUserError(f"--speed must be > 0, got {cfg.speed}")
+    for option, cap in (("--max-sessions-per-client", cfg.max_sessions_per_client),
+                        ("--max-subscriptions", cfg.max_subscriptions_per_session),
+                        ("--max-monitored-items", cfg.max_monitored_items_per_session)):  # fmt: skip
+        if cap < 1:
+            raise OpcUaUserError(f"{option} must be at least 1, got {cap}")
     unknown = [m for m in cfg.security if m not in SECURITY_MODES]
     if unknown or not cfg.security:
         raise OpcUaUserError(
@@ -157,6 +163,7 @@ class PlantServer:
             cfg.max_sessions_per_client,
             cfg.max_sessions,
             cfg.max_subscriptions_per_session,
+            cfg.max_monitored_items_per_session,
         )
         server = Server(iserver=iserver)
         await server.init()

@@ -45,6 +45,7 @@ def serve(
     allow_writes: Annotated[bool, typer.Option("--allow-writes", help="accept authenticated writes to Setpoint_C and Hold")] = False,
     max_sessions_per_client: Annotated[int, typer.Option(help="open sessions per client host")] = 4,
     max_subscriptions: Annotated[int, typer.Option(help="subscriptions per session")] = 4,
+    max_monitored_items: Annotated[int, typer.Option(help="monitored items per session, over its subscriptions")] = 1000,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log every client request")] = False,
 ) -> None:  # fmt: skip
     """Run the line in real time scaled by --speed and publish it under Objects/Plant until Ctrl-C."""
@@ -72,6 +73,7 @@ def serve(
         allow_writes=allow_writes,
         max_sessions_per_client=max_sessions_per_client,
         max_subscriptions_per_session=max_subscriptions,
+        max_monitored_items_per_session=max_monitored_items,
     )
 
     def ready(ps) -> None:
