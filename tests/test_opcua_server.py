@@ -289,10 +289,10 @@ def secure_plant(scenario, pki):
 
 
 async def _secure_client(st, pki: Path, user: str | None, password: str | None, cert: str = "trusted/client_cert.der",
-                         key: str = "client_key.pem") -> Client:  # fmt: skip
+                         key: str = "client_key.pem", mode: str = "SignAndEncrypt") -> Client:  # fmt: skip
     client = Client(url(st), timeout=5)
     client.application_uri = CLIENT_URI
-    await client.set_security_string(f"Basic256Sha256,SignAndEncrypt,{pki / cert},{pki / key}")
+    await client.set_security_string(f"Basic256Sha256,{mode},{pki / cert},{pki / key}")
     if user is not None:
         client.set_user(user)
         client.set_password(password)
@@ -301,8 +301,8 @@ async def _secure_client(st, pki: Path, user: str | None, password: str | None, 
 
 def _outcome(st, pki, **kw) -> str:
     async def go():
-        client = await _secure_client(st, pki, **kw)
         try:
+            client = await _secure_client(st, pki, **kw)  # asyncua looks up the server's endpoints here
             await client.connect()
         except Exception as exc:  # noqa: BLE001 - the kind of failure is the result
             return f"refused: {getattr(exc, 'code', None) and ua.StatusCode(exc.code).name or type(exc).__name__}"
@@ -470,3 +470,21 @@ def test_caps_below_one_are_one_line_errors(scenario):
         cfg = ServeConfig(scenario, endpoint=f"opc.tcp://127.0.0.1:{free_port()}", **{field: 0})
         with pytest.raises(OpcUaUserError, match=f"^{option} must be at least 1, got 0$"):
             check_config(cfg)
+
+
+def test_sign_only_endpoint_accepts_signed_sessions_and_checks_users_and_certificates(scenario, pki):
+    """`--security Sign`: messages signed, not encrypted. A signed session with the right password reads the
+    plant; a wrong password, an untrusted certificate, and a client asking for SignAndEncrypt are refused."""
+    cfg = ServeConfig(scenario, endpoint=f"opc.tcp://127.0.0.1:{free_port()}", speed=SPEED, seed=SEED,
+                      security=("Sign",), cert=pki / "server_cert.der", key=pki / "server_key.pem",
+                      users_file=pki / "users.yaml", allow_anonymous=False, trust_dir=pki / "trusted")  # fmt: skip
+    with ServerThread(cfg) as st:
+        ok = _outcome(st, pki, user="operator", password="s3cret-pw", mode="Sign")
+        wrong = _outcome(st, pki, user="operator", password="wrong", mode="Sign")
+        rogue = _outcome(st, pki, user="operator", password="s3cret-pw", cert="other/rogue_cert.der",
+                         key="rogue_key.pem", mode="Sign")  # fmt: skip
+        encrypt = _outcome(st, pki, user="operator", password="s3cret-pw", mode="SignAndEncrypt")
+    assert ok == "accepted"
+    assert wrong == "refused: BadUserAccessDenied"
+    assert rogue == "refused: BadCertificateUntrusted"
+    assert encrypt == "refused: UaError"  # no matching endpoint: the server offers no SignAndEncrypt one
