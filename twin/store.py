@@ -81,7 +81,7 @@ def _connect_error(path: Path, exc: Exception, read_only: bool) -> TwinError:
             f"database {path} is locked by another process{who}; wait for it or use another --db"
         )
     if "different configuration" in msg or "Unique file handle conflict" in msg:
-        return TwinError(f"database {path} is already open in this process with another mode")
+        return TwinError(f"database {path} is already open in this process; close it first")
     if "not a valid DuckDB database" in msg or "database file" in msg and "invalid" in msg.lower():
         return TwinError(f"{path} is not a DuckDB database file")
     first = msg.strip().splitlines()[0] if msg.strip() else type(exc).__name__
