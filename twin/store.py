@@ -62,9 +62,8 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     alias = path.stem if path.stem.lower() not in ("memory", "system", "temp", "main") else f"{path.stem}_db"
     quoted = '"' + alias.replace('"', '""') + '"'
     try:
-        con.execute(
-            f"ATTACH '{str(path).replace(chr(39), chr(39) * 2)}' AS {quoted} (ROW_GROUP_SIZE {ROW_GROUP_SIZE})"
-        )
+        literal = "'" + str(path).replace("'", "''") + "'"
+        con.execute(f"ATTACH {literal} AS {quoted} (ROW_GROUP_SIZE {ROW_GROUP_SIZE})")
         con.execute(f"USE {quoted}")
     except BaseException:
         con.close()

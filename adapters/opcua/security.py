@@ -166,11 +166,14 @@ class CappedSession(InternalSession):
     max_subscriptions_per_session = 10
     max_monitored_items_per_session = 1000
 
+    def _own_subscriptions(self) -> list[Any]:
+        return [
+            s for s in self.subscription_service.subscriptions.values() if s.session_id == self.session_id
+        ]
+
     def _monitored_items(self) -> int:
         return sum(
-            len(getattr(s.monitored_item_srv, "_monitored_items", ()))
-            for s in self.subscription_service.subscriptions.values()
-            if s.session_id == self.session_id
+            len(getattr(s.monitored_item_srv, "_monitored_items", ())) for s in self._own_subscriptions()
         )
 
     async def create_monitored_items(self, params: Any) -> Any:
@@ -186,9 +189,7 @@ class CappedSession(InternalSession):
         return results + [refused] * (len(items) - room)
 
     async def create_subscription(self, params: Any, callback: Any, request_callback: Any = None) -> Any:
-        own = sum(
-            1 for s in self.subscription_service.subscriptions.values() if s.session_id == self.session_id
-        )
+        own = len(self._own_subscriptions())
         if own >= self.max_subscriptions_per_session:
             _log.warning("refusing subscription for %s: %d already", self.name, own)
             raise ServiceError(ua.StatusCodes.BadTooManySubscriptions)
