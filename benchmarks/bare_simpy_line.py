@@ -2,11 +2,16 @@
 
 Same arrivals, ALD times, failures (same random streams as the twin), buffer blocking, furnaces with the timeout
 policy and setups, and QC as `plant.line.Line`, but no quality model and no recording: only counters.
+
+The queues in front of the reactors and of QC are `simpy.Store`s, SimPy's idiom. `lean_queues=True` replaces them
+with the technique of the twin's `plant.equipment.lot_queue.LotQueue` (a deque, and one event only for a server
+that waits): the like-for-like engine work that `benchmarks/run.py` also reports.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +48,30 @@ class Counts:
     events: int = 0  # SimPy events scheduled
 
 
+class LeanQueue:
+    """The queue of `lean_queues=True`: `put(lot)`; a server takes with `take()` and, when that is None, yields
+    `wait()`, an event whose value is the next lot put."""
+
+    def __init__(self, env: simpy.Environment) -> None:
+        self.env = env
+        self.items: deque[Lot] = deque()
+        self.waiting: deque[simpy.Event] = deque()
+
+    def put(self, lot: Lot) -> None:
+        if self.waiting:
+            self.waiting.popleft().succeed(lot)
+        else:
+            self.items.append(lot)
+
+    def take(self) -> Lot | None:
+        return self.items.popleft() if self.items else None
+
+    def wait(self) -> simpy.Event:
+        ev = self.env.event()
+        self.waiting.append(ev)
+        return ev
+
+
 class Lot:
     __slots__ = ("lot_id", "recipe", "ald_factor", "ready_h")
 
@@ -54,7 +83,9 @@ class Lot:
 class BareLine:
     """`BareLine(scenario, seed, replication).run()` -> Counts. Supports the baseline's options only."""
 
-    def __init__(self, scenario: Any, seed: int | None = None, replication: int = 0) -> None:
+    def __init__(
+        self, scenario: Any, seed: int | None = None, replication: int = 0, lean_queues: bool = False
+    ) -> None:
         sc = scenario
         if sc.arrivals.kind != "poisson" or sc.arrivals.recipe_mix or sc.furnaces.policy.name != "timeout":
             raise ValueError(
@@ -65,11 +96,12 @@ class BareLine:
         self.rep = replication
         self.env = simpy.Environment()
         self.counts = Counts()
-        self.ald_queue = simpy.Store(self.env)
+        self.lean = lean_queues
+        self.ald_queue = LeanQueue(self.env) if lean_queues else simpy.Store(self.env)
         self.free_slots = sc.buffer.capacity_lots
         self.blocked: list[simpy.Event] = []  # reactors waiting for a buffer slot, first come first served
         self.buffer: list[Lot] = []
-        self.qc_queue = simpy.Store(self.env)
+        self.qc_queue = LeanQueue(self.env) if lean_queues else simpy.Store(self.env)
         self.wake = self.env.event()
         self.furnaces = [Furnace(self, i) for i in range(sc.furnaces.count)]
 
@@ -92,7 +124,12 @@ class BareLine:
         ttf = next(fail) * ald.mtbf_h if ald.mtbf_h else math.inf
         batches = 0
         while True:
-            lot = yield self.ald_queue.get()
+            if self.lean:
+                lot = self.ald_queue.take()
+                if lot is None:
+                    lot = yield self.ald_queue.wait()
+            else:
+                lot = yield self.ald_queue.get()
             work = nominal_h * lot.ald_factor
             while ttf <= work:  # failures on the operating-hours clock: work, repair, resume
                 yield env.timeout(ttf)
@@ -152,7 +189,11 @@ class BareLine:
     def qc_station(self) -> Iterator[simpy.Event]:
         env, test_h = self.env, self.sc.qc.test_h
         while True:
-            yield self.qc_queue.get()
+            if self.lean:
+                if self.qc_queue.take() is None:
+                    yield self.qc_queue.wait()
+            else:
+                yield self.qc_queue.get()
             yield env.timeout(test_h)
             self.counts.qc_done += 1
 
@@ -213,6 +254,8 @@ class Furnace:
         line.notify()
 
 
-def run_bare(scenario: Any, seed: int | None = None, replication: int = 0) -> Counts:
+def run_bare(
+    scenario: Any, seed: int | None = None, replication: int = 0, lean_queues: bool = False
+) -> Counts:
     """One replication of the bare reference line."""
-    return BareLine(scenario, seed, replication).run()
+    return BareLine(scenario, seed, replication, lean_queues).run()

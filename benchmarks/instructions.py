@@ -11,8 +11,9 @@ that callgrind counts it alone (`--toggle-collect`), not the interpreter start-u
 simulated with a 1 MB last level (the private L2 of the machine); `est` weighs them (10 cycles a first-level miss,
 40 a last-level one) into one figure to compare. Each workload takes 1-3 minutes (callgrind runs ~50x slower).
 
-Workloads: `bare` (benchmarks/bare_simpy_line.py), `twin` (Line.run() + Trace.tables(), as benchmarks/run.py
-times it), `run` (Line.run() only), `logic` (Line.run() with the quality model and recording stubbed out).
+Workloads: `bare` (benchmarks/bare_simpy_line.py), `bare-lean` (the same with the twin's lean queues), `twin`
+(Line.run() + Trace.tables(), as benchmarks/run.py times it), `run` (Line.run() only), `logic` (Line.run() with
+the quality model and recording stubbed out).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-WORKLOADS = ("bare", "twin", "run", "logic")
+WORKLOADS = ("bare", "bare-lean", "twin", "run", "logic")
 
 
 def _workload(what: str, hours: float) -> None:
@@ -47,6 +48,8 @@ def _workload(what: str, hours: float) -> None:
     def work() -> None:
         if what == "bare":
             BareLine(sc, 1, 0).run()
+        elif what == "bare-lean":
+            BareLine(sc, 1, 0, lean_queues=True).run()
         elif what == "twin":
             Line(sc, 1, 0, keep_lots=False).run().tables()
         elif what == "run":

@@ -73,10 +73,10 @@ def twin_once(sc: Any, seed: int, rep: int) -> tuple[float, int, int, dict]:
     return wall, next(line.env._eid), len(trace.lots), tables
 
 
-def bare_once(sc: Any, seed: int, rep: int) -> tuple[float, int, int]:
+def bare_once(sc: Any, seed: int, rep: int, lean_queues: bool = False) -> tuple[float, int, int]:
     gc.collect()
     t0 = time.perf_counter()
-    counts = BareLine(sc, seed, rep).run()
+    counts = BareLine(sc, seed, rep, lean_queues=lean_queues).run()
     return time.perf_counter() - t0, counts.events, counts.released
 
 
@@ -130,31 +130,44 @@ def run_seconds(sc: Any, seed: int, rep: int, no_quality: bool = False, no_recor
 
 # -- 1. twin vs bare SimPy reference ---------------------------------------------------------------------------
 def bench_reference(hours: float, reps: int, seed: int) -> None:
-    header(f"twin vs bare SimPy reference: baseline line, {hours:g} h, seed {seed}, {reps} interleaved pairs")
+    header(f"twin vs bare SimPy reference: baseline line, {hours:g} h, seed {seed}, {reps} rounds")
+    print("  ref: the reference with simpy.Store queues (SimPy's idiom; the target's baseline)")
+    print("  lean: the same with the twin's LotQueue technique, for information: the twin's features alone")
     sc = scenario(hours)
-    bare_once(sc, seed, 99), twin_once(sc, seed, 99)  # warm-up (imports, first Arrow conversions)
-    ref, tw, ratios = [], [], []
-    print(f"  {'pair':>4} {'ref s':>8} {'twin s':>8} {'twin/ref':>9} {'events':>8} {'lots':>6}")
-    for i in range(reps):  # A B, then B A: a drift of the machine's speed favours neither side
-        if i % 2 == 0:
-            rb, ev_b, lots_b = bare_once(sc, seed, i)
-            rt, ev_t, lots_t, _ = twin_once(sc, seed, i)
-        else:
-            rt, ev_t, lots_t, _ = twin_once(sc, seed, i)
-            rb, ev_b, lots_b = bare_once(sc, seed, i)
-        if lots_b != lots_t:
-            print(f"  warning: pair {i} released {lots_b} lots in the reference, {lots_t} in the twin")
-        ref.append((rb, ev_b, lots_b))
-        tw.append((rt, ev_t, lots_t))
+    bare_once(sc, seed, 99)  # warm-up: imports, first Arrow conversions
+    bare_once(sc, seed, 99, lean_queues=True)
+    twin_once(sc, seed, 99)
+    runs: dict[str, Callable[[int], tuple[float, int, int]]] = {
+        "ref": lambda i: bare_once(sc, seed, i),
+        "lean": lambda i: bare_once(sc, seed, i, lean_queues=True),
+        "twin": lambda i: twin_once(sc, seed, i)[:3],
+    }
+    orders = [("ref", "lean", "twin"), ("twin", "lean", "ref"), ("lean", "twin", "ref"),
+              ("ref", "twin", "lean"), ("twin", "ref", "lean"), ("lean", "ref", "twin")]  # fmt: skip
+    rows: dict[str, list[tuple[float, int, int]]] = {k: [] for k in runs}
+    ratios, lean_ratios = [], []
+    print(f"  {'round':>5} {'ref s':>8} {'lean s':>8} {'twin s':>8} {'twin/ref':>9} {'twin/lean':>10} "
+          f"{'events ref/lean/twin':>22} {'lots':>6}")  # fmt: skip
+    for i in range(reps):  # every order of the three in turn: a drift of the machine's speed favours none
+        got = {k: runs[k](i) for k in orders[i % len(orders)]}
+        if len({g[2] for g in got.values()}) != 1:
+            print(f"  warning: round {i} released {', '.join(f'{k} {g[2]}' for k, g in got.items())} lots")
+        for k, g in got.items():
+            rows[k].append(g)
+        (rb, eb, _), (rl, el, _), (rt, et, lots) = got["ref"], got["lean"], got["twin"]
         ratios.append(rt / rb)
-        print(f"  {i:>4} {rb:8.3f} {rt:8.3f} {rt / rb:9.2f} {ev_t:8d} {lots_t:6d}")
-    for name, rows in (("reference", ref), ("twin", tw)):
-        t = median([r[0] for r in rows])
-        ev_s = median([r[1] / r[0] for r in rows])
-        lots_s = median([r[2] / r[0] for r in rows])
+        lean_ratios.append(rt / rl)
+        events = f"{eb}/{el}/{et}"
+        print(f"  {i:>5} {rb:8.3f} {rl:8.3f} {rt:8.3f} {rt / rb:9.2f} {rt / rl:10.2f} {events:>22} {lots:6d}")
+    for name, rs in rows.items():
+        t = median([r[0] for r in rs])
+        ev_s = median([r[1] / r[0] for r in rs])
+        lots_s = median([r[2] / r[0] for r in rs])
         print(f"  {name:>9}: median {t:.3f} s, {ev_s:,.0f} SimPy events/s, {lots_s:,.0f} lots/s")
     r = median(ratios)
-    print(f"  ratio twin/reference pair by pair: {', '.join(f'{x:.2f}' for x in ratios)}; median {r:.2f}")
+    print(f"  ratio twin/ref round by round: {', '.join(f'{x:.2f}' for x in ratios)}; median {r:.2f}")
+    rl = median(lean_ratios)
+    print(f"  ratio twin/lean (information): {', '.join(f'{x:.2f}' for x in lean_ratios)}; median {rl:.2f}")
     target("twin full run (model + quality + recording) <= 2.0x bare SimPy", r <= 2.0, f"{r:.2f}x")
 
 
@@ -354,7 +367,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="smoke mode: shorter horizons, fewer repetitions")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--reps", type=int, help="interleaved reference/twin pairs (default 11, quick 3)")
+    ap.add_argument(
+        "--reps", type=int, help="rounds of reference, lean reference and twin (default 12, quick 3)"
+    )
     ap.add_argument("--only", help="comma list of sections: reference,shares,study,growth")
     ap.add_argument("--child-memory", type=float, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
@@ -365,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     q = a.quick
     print(f"python {sys.version.split()[0]}, {cores()} cores, {'quick' if q else 'full'} mode")
     if "reference" in only:
-        bench_reference(2190.0 if q else YEAR_H, a.reps or (3 if q else 11), a.seed)
+        bench_reference(2190.0 if q else YEAR_H, a.reps or (3 if q else 12), a.seed)
     if "shares" in only:
         bench_shares(2190.0 if q else YEAR_H, 2 if q else 5, 2 if q else 3, a.seed)
     if "study" in only:

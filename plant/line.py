@@ -17,6 +17,7 @@ from plant.calendar import Calendar
 from plant.equipment.ald import AldReactor
 from plant.equipment.buffer import Buffer
 from plant.equipment.furnace import Dispatcher, Furnace
+from plant.equipment.lot_queue import LotQueue
 from plant.equipment.qc import Qc
 from plant.initial import InitialState
 from plant.lot import Lot
@@ -54,7 +55,7 @@ class Line:
         self._batch_ids = 0
         pol = scenario.furnaces.policy
         self.policy = POLICIES[pol.name](**pol.options())
-        self.ald_queue = simpy.Store(self.env)
+        self.ald_queue = LotQueue(self.env)
         self.buffer = Buffer(self)
         self.reactors = [AldReactor(self, i) for i in range(scenario.ald.reactors)]
         self.furnaces = [Furnace(self, i) for i in range(scenario.furnaces.count)]

@@ -45,9 +45,21 @@ def test_same_lots_released_and_same_flow(baseline, rep):
     # no rework in the baseline, so the flow downstream is the same too: batches, lots annealed, QC throughput
     assert abs(bare.batches - twin["batches"]) <= 0.02 * twin["batches"]
     assert abs(bare.qc_done - twin["qc_done"]) <= 0.02 * twin["qc_done"]
-    # the reference makes the engine do no more work than the twin, so the reference is not an easy target
-    # (the twin may schedule more events than the line needs: that is its own cost and shows in the ratio)
-    assert twin["events"] * 0.7 <= bare.events <= twin["events"]
+    # the reference makes the engine do no more work than idiomatic SimPy needs, so it is not an easy target: it
+    # schedules what the twin schedules plus simpy.Store's own events, one or two per lot put into a queue (the
+    # put, and a get that finds the lot waiting). The twin's plant.equipment.lot_queue.LotQueue schedules neither.
+    puts = bare.released + bare.batch_lots  # lots put into the ALD queue and into the QC queue
+    assert puts <= bare.events - twin["events"] <= 2 * puts
+    # with the twin's queues, the reference runs the same flow on exactly the twin's engine work: the twin/lean
+    # ratio that benchmarks/run.py also prints is the cost of the twin's features alone
+    lean = BareLine(baseline, 7, rep, lean_queues=True).run()
+    assert (lean.released, lean.ald_done, lean.batches, lean.qc_done) == (
+        bare.released,
+        bare.ald_done,
+        bare.batches,
+        bare.qc_done,
+    )
+    assert lean.events == twin["events"]
 
 
 def test_throughput_agrees_over_replications(baseline):

@@ -46,6 +46,7 @@ class AldReactor(Unit):
         line = self.line
         env, record, pack, name, code = self.env, line.trace.record, line.trace.pack, self.name, self.code
         queue, buffer = line.ald_queue, line.buffer
+        take = queue.take
         coat = line.scenario.coating
         qp = line.qp
         deposit = physics.coater(coat.material, coat.cycles, qp)
@@ -63,7 +64,9 @@ class AldReactor(Unit):
                     self._release = env.event()
                     yield self._release
                     self.to(env.now, "standby")
-                lot = yield queue.get()
+                lot = take()
+                if lot is None:
+                    lot = yield queue.wait()
                 if not staffed:
                     yield from self.wait_ready(staff=True)
                 lot.ald_start_h = now = env.now

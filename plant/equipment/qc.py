@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import simpy
-
 from plant import physics
+from plant.equipment.lot_queue import LotQueue
 from plant.equipment.unit import Unit
 from plant.trace import PASS, QC_END, QC_START, REWORK, SCRAP
 
@@ -35,7 +34,7 @@ class Qc:
         self.code = line.trace.unit_code(self.name)  # QC events are booked under the unit name QC
         self.test_h = cfg.test_h
         self.rework_enabled = cfg.rework
-        self.queue = simpy.Store(line.env)
+        self.queue = LotQueue(line.env)
         self.stations = [QcStation(f"QC{i + 1}", line) for i in range(cfg.stations)]
         self.passed = 0
         self.failed = 0
@@ -50,12 +49,14 @@ class Qc:
     def station(self, st: QcStation):
         line = self.line
         env, record, pack, code, qp = line.env, line.trace.record, line.trace.pack, self.code, line.qp
-        get, test_h, can_rework = self.queue.get, self.test_h, self.rework_enabled
+        take, wait, test_h, can_rework = self.queue.take, self.queue.wait, self.test_h, self.rework_enabled
         assess = physics.quality_model(qp).assess
         lot_done = line.trace.lot_done
         staffed = line.calendar.never_waits
         while True:
-            lot = yield get()
+            lot = take()
+            if lot is None:
+                lot = yield wait()
             if not staffed:
                 yield from st.wait_ready(staff=True)
             lot_id = lot.lot_id
