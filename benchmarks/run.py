@@ -172,56 +172,65 @@ def bench_reference(hours: float, reps: int, seed: int) -> None:
 
 
 # -- 2. where a `twin run` spends its time, and the DuckDB write ----------------------------------------------
-def bench_shares(hours: float, replications: int, writes: int, seed: int) -> None:
+def bench_shares(hours: float, replications: int, rounds: int, seed: int) -> None:
     from twin.store import Store
 
-    header(f"a twin run: {replications} replications x {hours:g} h, then the DuckDB write (store API)")
+    header(
+        f"a twin run: {replications} replications x {hours:g} h, then the DuckDB write (store API); "
+        f"{rounds} rounds"
+    )
     sc = scenario(hours)
     twin_once(scenario(24.0), seed, 0)  # imports and first conversions out of the shares (when run alone)
-    core, rec, full, tabs, kpis, results = [], [], [], [], [], []
-    for rep in range(replications):  # interleaved variants of the same replication
-        core.append(run_seconds(sc, seed, rep, no_quality=True, no_recording=True))
-        rec.append(run_seconds(sc, seed, rep, no_quality=True))
-        t0 = time.perf_counter()
-        trace = Line(sc, seed, rep, keep_lots=False).run()
-        t1 = time.perf_counter()
-        tables = trace.tables()
-        t2 = time.perf_counter()
+    results = []
+    for rep in range(replications):  # the run that every round writes
+        tables = Line(sc, seed, rep, keep_lots=False).run().tables()
         k = stats.replication_kpis(tables, warmup_h=sc.warmup_h, horizon_h=sc.horizon_h)
-        t3 = time.perf_counter()
-        full.append(t1 - t0)
-        tabs.append(t2 - t1)
-        kpis.append(t3 - t2)
-        results.append(runner.ReplicationResult(rep, seed, tables, k, t3 - t0))
-    run = runner.collect(sc, seed, results, sum(r.wall_s for r in results))
+        results.append(runner.ReplicationResult(rep, seed, tables, k, 0.0))
+    run = runner.collect(sc, seed, results, 0.0)
     n_events = sum(r.tables["events"].num_rows for r in results)
     n_rows = sum(t.num_rows for r in results for t in r.tables.values())
-    write = []
+    # every round times the parts of the run and then its write, so that a slow or fast spell of the machine falls
+    # on both sides of the share (the write alone used to be timed after all the simulations)
+    parts: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.duckdb"
-        for _ in range(writes):
+        for _ in range(rounds):
+            core = rec = full = tabs = kpis = 0.0
+            for rep in range(replications):  # interleaved variants of the same replication
+                core += run_seconds(sc, seed, rep, no_quality=True, no_recording=True)
+                rec += run_seconds(sc, seed, rep, no_quality=True)
+                t0 = time.perf_counter()
+                trace = Line(sc, seed, rep, keep_lots=False).run()
+                t1 = time.perf_counter()
+                tables = trace.tables()
+                t2 = time.perf_counter()
+                stats.replication_kpis(tables, warmup_h=sc.warmup_h, horizon_h=sc.horizon_h)
+                t3 = time.perf_counter()
+                full, tabs, kpis = full + t1 - t0, tabs + t2 - t1, kpis + t3 - t2
             with Store(db) as store:
                 t0 = time.perf_counter()
                 runner.store_run(store, run)
-                write.append(time.perf_counter() - t0)
+                write = time.perf_counter() - t0
+            parts.append({
+                "simulation (SimPy + line logic)": core, "quality model": max(0.0, full - rec),
+                "recording (events + Arrow tables)": max(0.0, rec - core) + tabs, "KPIs": kpis, "DuckDB write": write,
+            })  # fmt: skip
         size = db.stat().st_size
-    w = median(write)
-    simulation = sum(core)
-    quality = max(0.0, sum(full) - sum(rec))
-    recording = max(0.0, sum(rec) - sum(core)) + sum(tabs)
-    kpi = sum(kpis)
-    total = simulation + quality + recording + kpi + w
-    for name, v in (("simulation (SimPy + line logic)", simulation), ("quality model", quality),
-                    ("recording (events + Arrow tables)", recording), ("KPIs", kpi), ("DuckDB write", w)):  # fmt: skip
-        print(f"  {name:<36} {v:7.3f} s  {100 * v / total:5.1f} %")
+    shares = [p["DuckDB write"] / sum(p.values()) for p in parts]
+    med = {name: median([p[name] for p in parts]) for name in parts[0]}
+    total = sum(med.values())
+    for name, v in med.items():
+        print(f"  {name:<36} {v:7.3f} s  {100 * v / total:5.1f} %  (median of {rounds} rounds)")
     print(f"  {'total':<36} {total:7.3f} s")
-    print(f"  write: {n_events:,} event rows ({n_rows:,} rows in all tables) in {w:.3f} s (median of {writes}): "
+    w = med["DuckDB write"]
+    print(f"  write: {n_events:,} event rows ({n_rows:,} rows in all tables) in {w:.3f} s (median of {rounds}): "
           f"{n_events / w:,.0f} event rows/s, {n_rows / w:,.0f} rows/s")  # fmt: skip
-    mb_per_mev = size / 1e6 / (writes * n_events / 1e6)
+    print(f"  write share round by round: {', '.join(f'{100 * x:.1f} %' for x in shares)}")
+    mb_per_mev = size / 1e6 / (rounds * n_events / 1e6)
     print(
-        f"  file: {size / 1e6:.1f} MB for {writes} copies of the run = {mb_per_mev:.1f} MB per million events"
+        f"  file: {size / 1e6:.1f} MB for {rounds} copies of the run = {mb_per_mev:.1f} MB per million events"
     )
-    share = w / total
+    share = median(shares)
     target("DuckDB write <= 15 % of the run's total time", share <= 0.15, f"{100 * share:.1f} %")
     target("DuckDB write >= 1 M event rows/s", n_events / w >= 1e6, f"{n_events / w / 1e6:.2f} M/s")
 
@@ -382,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     if "reference" in only:
         bench_reference(2190.0 if q else YEAR_H, a.reps or (3 if q else 12), a.seed)
     if "shares" in only:
-        bench_shares(2190.0 if q else YEAR_H, 2 if q else 5, 2 if q else 3, a.seed)
+        bench_shares(2190.0 if q else YEAR_H, 2 if q else 5, 2 if q else 5, a.seed)
     if "study" in only:
         bench_study(
             MONTH_H if q else YEAR_H, 8 if q else 40, 1 if q else 2, a.seed
