@@ -243,6 +243,16 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def _stop_forkserver() -> None:
+    """Stop this process's multiprocessing forkserver, if one runs. It outlives a pool: without this, only the
+    first study of the benchmark would pay for starting it (about a second: the imports the workers share)."""
+    from multiprocessing import forkserver
+
+    stop = getattr(forkserver._forkserver, "_stop", None)  # private, since Python 3.8 (for its own tests)
+    if stop is not None:
+        stop()
+
+
 def study_seconds(executor: str, sc: Any, runs: int, seed: int) -> tuple[float, str]:
     tasks = [(0, sc, seed, r) for r in range(runs)]
     try:
@@ -258,6 +268,7 @@ def study_seconds(executor: str, sc: Any, runs: int, seed: int) -> tuple[float, 
             with ProcessPoolExecutor(cores()) as pool:
                 list(pool.map(runner.simulate_replication, *zip(*[t[1:] for t in tasks])))
         return time.perf_counter() - t0, "concurrent.futures.ProcessPoolExecutor"
+    _stop_forkserver()  # every study pays its pool's start, as a `twin study` command does
     t0 = time.perf_counter()
     with make_executor(executor, cores()) as ex:
         n = sum(1 for _ in ex.run(tasks))
