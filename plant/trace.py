@@ -9,6 +9,7 @@ once after the run. Column names and meanings are documented in docs/architectur
 
 from __future__ import annotations
 
+import functools
 import gc
 import math
 import struct
@@ -126,10 +127,23 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+@functools.cache
+def _names(values: tuple[str, ...]) -> pa.Array:
+    """A fixed vocabulary (event kinds, states) as an Arrow string array, made once (on first use: building an Arrow
+    array imports pandas, which importing this module does not)."""
+    return pa.array(values, pa.string())
+
+
 def _numeric(values: np.ndarray, type_: pa.DataType) -> pa.Array:
     """A contiguous numpy column as an Arrow array of `type_` (same width), without a copy. `pa.array` on a numpy
     array costs about 15 us of type checks per call, a fixed cost that a short run pays on every column."""
     return pa.Array.from_buffers(type_, len(values), [None, pa.py_buffer(values)])
+
+
+@functools.cache
+def _row_type(schema: pa.Schema) -> pa.DataType:
+    """The struct type of a schema's rows (made once per schema)."""
+    return pa.struct(list(schema))
 
 
 def _rows_table(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
@@ -137,7 +151,7 @@ def _rows_table(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
     columns instead revisits every row once per column: a cache miss each time once the trace outgrows the cache."""
     if not rows:
         return schema.empty_table()
-    return pa.Table.from_struct_array(pa.array(rows, type=pa.struct(list(schema))))
+    return pa.Table.from_struct_array(pa.array(rows, type=_row_type(schema)))
 
 
 class Trace:
@@ -223,7 +237,7 @@ class Trace:
     def events_table(self) -> pa.Table:
         # the packed bytes as numpy columns (a copy: the bytearray must stay resizable for a run that goes on)
         arr = np.frombuffer(bytes(self._events), dtype=_EVENT_DTYPE)
-        kinds = pa.array(EVENT_KINDS, pa.string())
+        kinds = _names(EVENT_KINDS)
         units = pa.array(self.unit_names, pa.string())
         return pa.table(
             [
@@ -266,7 +280,7 @@ class Trace:
         return pa.table(
             [
                 pa.array([name for name, _ in self.states], pa.string()).take(_numeric(unit, pa.int32())),
-                pa.array(STATES, pa.string()).take(_numeric(np.ascontiguousarray(arr["state"]), pa.uint8())),
+                _names(STATES).take(_numeric(np.ascontiguousarray(arr["state"]), pa.uint8())),
                 _numeric(np.ascontiguousarray(arr["start_h"]), pa.float64()),
                 _numeric(np.ascontiguousarray(arr["end_h"]), pa.float64()),
             ],

@@ -7,6 +7,7 @@ import math
 import pyarrow as pa
 from linehelpers import scenario
 
+from plant import physics
 from plant.line import Line
 from twin.scenario import load_scenario
 
@@ -161,6 +162,26 @@ def test_quality_in_the_line_follows_the_recipe():
     hot = final({"setpoint_c": 650.0, "soak_h": 2.0, "atmosphere": "O2"})
     assert hot.reason.str.startswith("damage").mean() > 0.9
     assert good.r_int_ohm_cm2.mean() < cold.r_int_ohm_cm2.mean()
+
+
+def test_lines_share_a_recipe_dose_only_under_the_same_profile_and_parameters():
+    sc = scenario(horizon_h=24.0)
+    (name,) = sc.recipes
+    first = Line(sc, replication=0).dose(name)
+    assert Line(sc, replication=1).dose(name) is first  # integrated once per process, not per replication
+    assert first == physics.anneal_dose(
+        *physics.recipe_profile(
+            sc.recipes[name].setpoint_c, sc.recipes[name].ramp_c_per_min, sc.recipes[name].soak_h,
+            sc.recipes[name].cool_c_per_min, start_c=sc.furnaces.start_c, unload_c=sc.furnaces.unload_c,
+        ),
+        sc.quality_params(),
+    )  # fmt: skip
+    hotter = scenario(horizon_h=24.0, recipes={name: {"setpoint_c": 450.0}})
+    assert Line(hotter).dose(name).theta_d > first.theta_d
+    other_params = scenario(horizon_h=24.0, quality={"ea_d_kj": sc.quality_params().ea_d_kj + 10.0})
+    assert Line(other_params).dose(name).theta_d < first.theta_d  # a higher activation energy: less dose
+    later_unload = sc.model_copy(update={"furnaces": sc.furnaces.model_copy(update={"unload_c": 100.0})})
+    assert Line(later_unload).dose(name).duration_h < first.duration_h  # unloaded hotter: a shorter cool
 
 
 def test_rework_reanneals_once():
