@@ -4,20 +4,21 @@ Same arrivals, ALD times, failures (same random streams as the twin), buffer blo
 policy and setups, and QC as `plant.line.Line`, but no quality model and no recording: only counters.
 
 The queues in front of the reactors and of QC are `simpy.Store`s, SimPy's idiom. `lean_queues=True` replaces them
-with the technique of the twin's `plant.equipment.lot_queue.LotQueue` (a deque, and one event only for a server
-that waits): the like-for-like engine work that `benchmarks/run.py` also reports.
+with the twin's own `plant.equipment.lot_queue.LotQueue` (a deque, and one event only for a server that waits): the
+like-for-like engine work that `benchmarks/run.py` also reports.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import simpy
+
+from plant.equipment.lot_queue import LotQueue
 
 # source numbers of plant/random.py (the documented seeding contract, docs/architecture.md "Randomness")
 ARRIVALS, ALD_TIME, FAILURES = 0, 1, 4
@@ -48,30 +49,6 @@ class Counts:
     events: int = 0  # SimPy events scheduled
 
 
-class LeanQueue:
-    """The queue of `lean_queues=True`: `put(lot)`; a server takes with `take()` and, when that is None, yields
-    `wait()`, an event whose value is the next lot put."""
-
-    def __init__(self, env: simpy.Environment) -> None:
-        self.env = env
-        self.items: deque[Lot] = deque()
-        self.waiting: deque[simpy.Event] = deque()
-
-    def put(self, lot: Lot) -> None:
-        if self.waiting:
-            self.waiting.popleft().succeed(lot)
-        else:
-            self.items.append(lot)
-
-    def take(self) -> Lot | None:
-        return self.items.popleft() if self.items else None
-
-    def wait(self) -> simpy.Event:
-        ev = self.env.event()
-        self.waiting.append(ev)
-        return ev
-
-
 class Lot:
     __slots__ = ("lot_id", "recipe", "ald_factor", "ready_h")
 
@@ -97,11 +74,11 @@ class BareLine:
         self.env = simpy.Environment()
         self.counts = Counts()
         self.lean = lean_queues
-        self.ald_queue = LeanQueue(self.env) if lean_queues else simpy.Store(self.env)
+        self.ald_queue = LotQueue(self.env) if lean_queues else simpy.Store(self.env)
         self.free_slots = sc.buffer.capacity_lots
         self.blocked: list[simpy.Event] = []  # reactors waiting for a buffer slot, first come first served
         self.buffer: list[Lot] = []
-        self.qc_queue = LeanQueue(self.env) if lean_queues else simpy.Store(self.env)
+        self.qc_queue = LotQueue(self.env) if lean_queues else simpy.Store(self.env)
         self.wake = self.env.event()
         self.furnaces = [Furnace(self, i) for i in range(sc.furnaces.count)]
 
