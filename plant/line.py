@@ -6,6 +6,7 @@ The scenario is read by attribute (see docs/architecture.md); this module never 
 
 from __future__ import annotations
 
+import functools
 import math
 from types import SimpleNamespace
 from typing import Any
@@ -238,25 +239,18 @@ class Line:
         return tr
 
 
-_DOSES: dict[tuple[Any, ...], physics.AnnealDose] = {}
-
-
+@functools.lru_cache(maxsize=256)
 def _nominal_dose(
     recipe: tuple[float, float, float, float], start_c: float, unload_c: float, qp: physics.QualityParams
 ) -> physics.AnnealDose:
-    """The dose of a recipe's nominal profile (setpoint, ramp, soak, cool), shared by every line of the process: a
-    replication used to integrate it again (5 kinetic integrals, about 0.3 ms, a tenth of a one-day run)."""
-    key = (*recipe, start_c, unload_c, qp)  # QualityParams is frozen and hashable
-    dose = _DOSES.get(key)
-    if dose is None:
-        if len(_DOSES) > 256:  # a sweep over many recipes or parameter sets: start over
-            _DOSES.clear()
-        setpoint_c, ramp_c_per_min, soak_h, cool_c_per_min = recipe
-        t_h, temp_c = physics.recipe_profile(
-            setpoint_c, ramp_c_per_min, soak_h, cool_c_per_min, start_c=start_c, unload_c=unload_c
-        )
-        dose = _DOSES[key] = physics.anneal_dose(t_h, temp_c, qp)
-    return dose
+    """The dose of a recipe's nominal profile (setpoint, ramp, soak, cool), shared by every line of the process
+    (QualityParams is frozen and hashable): a replication used to integrate it again (5 kinetic integrals, about
+    0.3 ms, a tenth of a one-day run)."""
+    setpoint_c, ramp_c_per_min, soak_h, cool_c_per_min = recipe
+    t_h, temp_c = physics.recipe_profile(
+        setpoint_c, ramp_c_per_min, soak_h, cool_c_per_min, start_c=start_c, unload_c=unload_c
+    )
+    return physics.anneal_dose(t_h, temp_c, qp)
 
 
 def simulate(scenario: Any, seed: int | None = None, replication: int = 0) -> Trace:

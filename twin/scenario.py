@@ -7,6 +7,7 @@ docs/architecture.md) and never imports this module.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 import math
@@ -289,16 +290,12 @@ class Scenario(_Model):
     def quality_params(self) -> QualityParams:
         """The quality parameters: defaults with this scenario's overrides. The same overrides give the same
         (frozen) object, so that the quality model's caches, keyed by it, serve every replication."""
-        key = tuple(sorted(self.quality.items()))
-        params = _QUALITY_PARAMS.get(key)
-        if params is None:
-            if len(_QUALITY_PARAMS) >= 64:
-                _QUALITY_PARAMS.clear()
-            params = _QUALITY_PARAMS[key] = QualityParams().replace(**self.quality)
-        return params
+        return _quality_params(tuple(sorted(self.quality.items())))
 
 
-_QUALITY_PARAMS: dict[tuple[tuple[str, float], ...], QualityParams] = {}
+@functools.lru_cache(maxsize=64)
+def _quality_params(overrides: tuple[tuple[str, float], ...]) -> QualityParams:
+    return QualityParams().replace(**dict(overrides))
 
 
 def scenario_hash(scenario: Scenario) -> str:
