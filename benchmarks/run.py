@@ -283,15 +283,11 @@ def bench_study(hours: float, runs: int, reps: int, seed: int) -> None:
     )
     sc = scenario(hours)
     speedups = []
-    for i in range(
-        reps
-    ):  # serial first, then processes first: a drift of the machine's speed favours neither
-        if i % 2 == 0:
-            ts, engine = study_seconds("serial", sc, runs, seed)
-            tp, _ = study_seconds("processes", sc, runs, seed)
-        else:
-            tp, _ = study_seconds("processes", sc, runs, seed)
-            ts, engine = study_seconds("serial", sc, runs, seed)
+    for i in range(reps):
+        # serial first, then processes first: a drift of the machine's speed favours neither
+        order = ("serial", "processes") if i % 2 == 0 else ("processes", "serial")
+        timed = {executor: study_seconds(executor, sc, runs, seed) for executor in order}
+        (ts, engine), (tp, _) = timed["serial"], timed["processes"]
         speedups.append(ts / tp)
         print(f"  pair {i}: serial {ts:.2f} s, processes {tp:.2f} s, speed-up {ts / tp:.2f} ({engine})")
     s = median(speedups)
