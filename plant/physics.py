@@ -12,7 +12,8 @@ from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.special import exp1
+
+from plant.expint import exp1
 
 R_KJ = 8.314462618e-3  # kJ/(mol K)
 ATMOSPHERES = ("O2", "dry_air", "air", "N2")

@@ -265,16 +265,41 @@ def test_processes_run_the_first_tasks_here_while_the_pool_starts() -> None:
     serial = {(i, r.replication): r for i, r in make_executor("serial").run(tasks)}
     with make_executor("processes", workers=2) as ex:
         got = [(i, r.replication, r) for i, r in ex.run(tasks)]
+        up_s, local = ex.pool_up_s, ex.local_tasks
         again = sorted((i, r.replication) for i, r in ex.run(tasks[:4]))  # the same executor runs again
     assert again == [(0, 0), (0, 1), (0, 2), (0, 3)]
     assert sorted((i, rep) for i, rep, _ in got) == sorted(serial)  # each task exactly once
     assert 1 <= ex.local_tasks <= len(tasks) + 4
+    assert local == len(tasks) or up_s is not None  # the pool ran tasks: it had answered
     for i, rep, r in got:
         for name, table in r.tables.items():
             assert same_bits(table, serial[(i, rep)].tables[name]), (i, rep, name)
         assert r.kpis == serial[(i, rep)].kpis
     with make_executor("processes", workers=2) as ex:  # a single task needs no pool
         assert [i for i, _ in ex.run(tasks[:1])] == [0] and ex.local_tasks == 1 and ex._pool is None
+        assert ex.pool_up_s is None
+
+
+def test_a_pool_worker_imports_neither_pandas_nor_scipy_and_can_still_use_pandas() -> None:
+    """A worker needs the line, the scenario model and pyarrow; the forkserver imports those once. pandas (which
+    pyarrow would import on its first conversion) and scipy (E1 is plant.expint's) stay out of every pool start,
+    and the results are serial's. An explicit pandas call in a worker still works: nothing is lost."""
+    from twin.executors import new_pool
+
+    plan = two_scenarios(replications=2, horizon_h=100.0)
+    tasks = [(i, sc, int(sc.seed), r) for i, sc in enumerate(plan.scenarios) for r in range(2)]
+    serial = {(i, r.replication): r for i, r in make_executor("serial").run(tasks)}
+    probe = "sorted({'pandas', 'scipy', 'twin.cli', 'twin.store', 'duckdb'} & set(__import__('sys').modules))"
+    to_pandas = "__import__('pyarrow').table({'a': [1, 2]}).to_pandas().shape"
+    with new_pool(2) as pool:
+        got = list(pool.map(simulate_task, tasks))
+        answers = [pool.submit(eval, probe).result() for _ in range(4)]
+        shape = pool.submit(eval, to_pandas).result()
+    assert answers == [[]] * 4
+    assert shape == (2, 1)
+    for i, r in got:
+        for name, table in r.tables.items():
+            assert same_bits(table, serial[(i, r.replication)].tables[name])
 
 
 def test_processes_do_not_wait_for_a_pool_they_no_longer_need(monkeypatch) -> None:

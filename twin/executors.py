@@ -24,20 +24,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from twin.errors import TwinError
-from twin.runner import ReplicationResult, RunResult, collect, simulate_replication, store_run
+from twin.runner import ReplicationResult, RunResult, collect, store_run
 from twin.study import StudyPlan, load_study
-
-Task = tuple[int, Any, int, int]
-"""(scenario index, scenario, seed, replication): one unit of work."""
+from twin.worker import PRELOAD, Task, ready, simulate_task, without_pandas
 
 StudyProgress = Callable[[int, int], None]
 """progress(done, total) over every (scenario x replication) task."""
-
-
-def simulate_task(task: Task) -> tuple[int, ReplicationResult]:
-    """Worker entry point: simulate one (scenario, replication); returns (scenario index, result)."""
-    index, scenario, seed, replication = task
-    return index, simulate_replication(scenario, seed, replication)
 
 
 class Executor:
@@ -75,20 +67,19 @@ class SerialExecutor(Executor):
             yield simulate_task(task)
 
 
+def new_pool(workers: int) -> ProcessPoolExecutor:
+    """A local process pool whose workers are set up to simulate (twin.worker); the workers start on the first
+    submit."""
+    return ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(), initializer=without_pandas)
+
+
 def _mp_context() -> mp.context.BaseContext:
     """forkserver where available (no inherited threads or DuckDB handles, cheap children), else spawn."""
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
-        # everything a task needs, imported once in the forkserver instead of in every worker: the task function
-        # lives here (this module imports the study and scenario models, 0.25 s), the line, and pandas (pyarrow
-        # imports it on its first array)
-        ctx.set_forkserver_preload(["twin.executors", "plant.line", "pandas"])
+        ctx.set_forkserver_preload(PRELOAD)  # imported once in the forkserver, not in every worker
         return ctx
     return mp.get_context("spawn")
-
-
-def _ready() -> None:
-    """A no-op task: its answer says a worker process is up."""
 
 
 class _PoolStart:
@@ -104,12 +95,15 @@ class _PoolStart:
         self.futures: list[Any] = []
         self.failure: list[BaseException] = []
         self.thread = threading.Thread(target=self._start, name="twin-pool-start")
+        self.t0 = time.perf_counter()
+        self.up_s: float | None = None  # seconds from the start to the first worker's answer
 
     def _start(self) -> None:
         pool = None
         try:
-            pool = ProcessPoolExecutor(max_workers=self.n, mp_context=_mp_context())
-            pool.submit(_ready).result()  # submitting starts the workers; the answer, once one is up
+            pool = new_pool(self.n)
+            pool.submit(ready).result()  # submitting starts the workers; the answer, once one is up
+            self.up_s = time.perf_counter() - self.t0
             with self.lock:
                 if not self.abandoned:
                     self.pool, pool = pool, None
@@ -128,13 +122,14 @@ class _PoolStart:
 class ProcessExecutor(Executor):
     """A local `ProcessPoolExecutor` (forkserver/spawn), one task per (scenario, replication); all cores by default.
 
-    Starting the pool takes about a second (the forkserver imports numpy, pyarrow, pandas, SimPy once, then forks
-    the workers). Meanwhile this process does not wait: it runs the first tasks itself. As soon as a worker
-    answers, the thread that started the pool hands it every task not yet taken, so no worker waits for the task
-    this process is finishing. If this process has run every task before the pool is up (a few short runs), the
-    run ends at once and the pool is shut down in the background when it comes up. `local_tasks` counts the tasks
-    run here. The results are the same wherever a task runs (a task is a pure function of scenario, seed and
-    replication)."""
+    Starting the pool takes about a second (the forkserver imports numpy, pyarrow, pydantic, SimPy and the line
+    once, then forks the workers). Meanwhile this process does not wait: it runs the first tasks itself. As soon
+    as a worker answers, the thread that started the pool hands it every task not yet taken, so no worker waits
+    for the task this process is finishing. If this process has run every task before the pool is up (a few
+    short runs), the run ends at once and the pool is shut down in the background when it comes up.
+    `local_tasks` counts the tasks run here, `pool_up_s` the seconds the last run's pool took to answer (None if
+    it never did). The results are the same wherever a task runs (a task is a pure function of scenario, seed
+    and replication)."""
 
     name = "processes"
 
@@ -143,6 +138,11 @@ class ProcessExecutor(Executor):
         self._start: _PoolStart | None = None
         self._pool: ProcessPoolExecutor | None = None  # the pool of the current run, once it is up
         self.local_tasks = 0
+        self._last_start: _PoolStart | None = None  # the last run's pool start, kept after close
+
+    @property
+    def pool_up_s(self) -> float | None:
+        return self._last_start.up_s if self._last_start is not None else None
 
     def run(self, tasks: list[Task]) -> Iterator[tuple[int, ReplicationResult]]:
         if len(tasks) <= 1:  # no pool for a single task
@@ -150,7 +150,7 @@ class ProcessExecutor(Executor):
             yield from map(simulate_task, tasks)
             return
         self.close()  # a previous run's pool, if this executor ran before
-        start = self._start = _PoolStart(min(self.workers, len(tasks)), deque(tasks))
+        start = self._start = self._last_start = _PoolStart(min(self.workers, len(tasks)), deque(tasks))
         start.thread.start()
         while True:  # this process works while the pool starts
             with start.lock:
