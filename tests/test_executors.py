@@ -280,6 +280,24 @@ def test_processes_run_the_first_tasks_here_while_the_pool_starts() -> None:
         assert ex.pool_up_s is None
 
 
+@pytest.mark.parametrize("protocol", [4, 5])
+def test_a_replication_result_pickles_as_arrow_streams_with_the_same_bits(protocol) -> None:
+    """Results travel from workers pickled (protocol 4 in multiprocessing, 5 in Dask): one Arrow IPC stream per
+    table, which must give back the same bits, schemas (metadata included), KPIs and timings."""
+    import pickle
+
+    plan = two_scenarios(replications=1, horizon_h=300.0)
+    _, r = simulate_task((1, plan.scenarios[1], int(plan.scenarios[1].seed), 0))
+    blob = pickle.dumps(r, protocol=protocol)
+    assert len(blob) < sum(t.nbytes for t in r.tables.values()) + 100_000
+    back = pickle.loads(blob)
+    assert (back.replication, back.seed, back.kpis, back.wall_s) == (r.replication, r.seed, r.kpis, r.wall_s)
+    assert list(back.tables) == list(r.tables)
+    for name, table in r.tables.items():
+        assert back.tables[name].schema.equals(table.schema, check_metadata=True), name
+        assert same_bits(back.tables[name], table), name
+
+
 def test_a_pool_worker_imports_neither_pandas_nor_scipy_and_can_still_use_pandas() -> None:
     """A worker needs the line, the scenario model and pyarrow; the forkserver imports those once. pandas (which
     pyarrow would import on its first conversion) and scipy (E1 is plant.expint's) stay out of every pool start,
