@@ -232,7 +232,9 @@ def test_no_write_reaches_the_server_without_allow_write(tmp_path: Path) -> None
             "error: refusing to write OVEN_A.setpoint_c: the mirror is read-only unless --allow-write is given"
         )
         assert srv.read("SP") == 400.0
-        r = run_twin("plant", "write", url, "OVEN_A.temperature_c", "380", "--tags", str(tags), "--allow-write")
+        r = run_twin(
+            "plant", "write", url, "OVEN_A.temperature_c", "380", "--tags", str(tags), "--allow-write"
+        )
         assert r.returncode == 2 and "not marked writable" in r.stderr
         r = run_twin("plant", "write", url, "OVEN_A.setpoint_c", "900", "--tags", str(tags), "--allow-write")
         assert r.returncode == 2 and "outside the map's range [0.0, 700.0]" in r.stderr
