@@ -301,7 +301,8 @@ def test_a_replication_result_pickles_as_arrow_streams_with_the_same_bits(protoc
 def test_a_pool_worker_imports_neither_pandas_nor_scipy_and_can_still_use_pandas() -> None:
     """A worker needs the line, the scenario model and pyarrow; the forkserver imports those once. pandas (which
     pyarrow would import on its first conversion) and scipy (E1 is plant.expint's) stay out of every pool start,
-    and the results are serial's. An explicit pandas call in a worker still works: nothing is lost."""
+    and the results are serial's; a worker unpickles scenarios without building their validators. An explicit
+    pandas call in a worker still works: nothing is lost."""
     from twin.executors import new_pool
 
     plan = two_scenarios(replications=2, horizon_h=100.0)
@@ -313,8 +314,12 @@ def test_a_pool_worker_imports_neither_pandas_nor_scipy_and_can_still_use_pandas
         got = list(pool.map(simulate_task, tasks))
         answers = [pool.submit(eval, probe).result() for _ in range(4)]
         shape = pool.submit(eval, to_pandas).result()
+        built = pool.submit(
+            eval, "__import__('twin.scenario').scenario.Scenario.__pydantic_complete__"
+        ).result()
     assert answers == [[]] * 4
     assert shape == (2, 1)
+    assert built is False  # the scenario models' validators are built where scenarios are validated, not here
     for i, r in got:
         for name, table in r.tables.items():
             assert same_bits(table, serial[(i, r.replication)].tables[name])

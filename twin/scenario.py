@@ -30,7 +30,9 @@ Capacity = Annotated[int, Field(ge=1)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False, validate_assignment=True)
+    # defer_build: the validators are built on the first validation, not at import; a study's worker process
+    # receives validated scenarios and never builds them (0.04-0.08 s off every start of a process pool)
+    model_config = ConfigDict(extra="forbid", frozen=False, validate_assignment=True, defer_build=True)
 
 
 class Recipe(_Model):
