@@ -409,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         bench_shares(2190.0 if q else YEAR_H, 2 if q else 5, 2 if q else 5, a.seed)
     if "study" in only:
         bench_study(
-            MONTH_H if q else YEAR_H, 8 if q else 40, 1 if q else 3, a.seed
+            MONTH_H if q else YEAR_H, 8 if q else 40, 1 if q else 5, a.seed
         )  # runs of a simulated year
     if "growth" in only:
         horizons = [("1 month", MONTH_H), ("3 months", 3 * MONTH_H), ("6 months", 6 * MONTH_H)] if q else [
