@@ -278,6 +278,10 @@ def test_processes_run_the_first_tasks_here_while_the_pool_starts() -> None:
     with make_executor("processes", workers=2) as ex:  # a single task needs no pool
         assert [i for i, _ in ex.run(tasks[:1])] == [0] and ex.local_tasks == 1 and ex._pool is None
         assert ex.pool_up_s is None
+    with make_executor("processes", workers=2) as ex:  # a pool start is reported for its own run only
+        list(ex.run(tasks[:6]))
+        list(ex.run(tasks[:1]))
+        assert ex.pool_up_s is None
 
 
 @pytest.mark.parametrize("protocol", [4, 5])

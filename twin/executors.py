@@ -146,6 +146,7 @@ class ProcessExecutor(Executor):
 
     def run(self, tasks: list[Task]) -> Iterator[tuple[int, ReplicationResult]]:
         if len(tasks) <= 1:  # no pool for a single task
+            self._last_start = None
             self.local_tasks += len(tasks)
             yield from map(simulate_task, tasks)
             return
