@@ -192,6 +192,7 @@ def bench_shares(hours: float, replications: int, rounds: int, seed: int) -> Non
     # every round times the parts of the run and then its write, so that a slow or fast spell of the machine falls
     # on both sides of the share (the write alone used to be timed after all the simulations)
     parts: list[dict[str, float]] = []
+    closes: list[float] = []  # after each write: DuckDB checkpoints the log the write left, and vacuums
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.duckdb"
         for _ in range(rounds):
@@ -207,10 +208,15 @@ def bench_shares(hours: float, replications: int, rounds: int, seed: int) -> Non
                 stats.replication_kpis(tables, warmup_h=sc.warmup_h, horizon_h=sc.horizon_h)
                 t3 = time.perf_counter()
                 full, tabs, kpis = full + t1 - t0, tabs + t2 - t1, kpis + t3 - t2
-            with Store(db) as store:
+            store = Store(db)
+            try:
                 t0 = time.perf_counter()
                 runner.store_run(store, run)
-                write = time.perf_counter() - t0
+                t1 = time.perf_counter()
+            finally:
+                store.close()
+            write = t1 - t0
+            closes.append(time.perf_counter() - t1)
             parts.append({
                 "simulation (SimPy + line logic)": core, "quality model": max(0.0, full - rec),
                 "recording (events + Arrow tables)": max(0.0, rec - core) + tabs, "KPIs": kpis, "DuckDB write": write,
@@ -226,6 +232,11 @@ def bench_shares(hours: float, replications: int, rounds: int, seed: int) -> Non
     print(f"  write: {n_events:,} event rows ({n_rows:,} rows in all tables) in {w:.3f} s (median of {rounds}): "
           f"{n_events / w:,.0f} event rows/s, {n_rows / w:,.0f} rows/s")  # fmt: skip
     print(f"  write share round by round: {', '.join(f'{100 * x:.1f} %' for x in shares)}")
+    c = median(closes)
+    print(
+        f"  the close after the write (DuckDB checkpoints the log and vacuums): {c:.3f} s (median of {rounds}); "
+        f"write + close {n_events / (w + c) / 1e6:.2f} M event rows/s (information)"
+    )
     mb_per_mev = size / 1e6 / (rounds * n_events / 1e6)
     print(
         f"  file: {size / 1e6:.1f} MB for {rounds} copies of the run = {mb_per_mev:.1f} MB per million events"

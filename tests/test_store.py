@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -64,6 +66,33 @@ def test_write_run_stores_all_rows_and_numbers_runs(tmp_path):
         assert runs[0]["final_yield"] == pytest.approx(
             s.summary(2).to_pandas().set_index("kpi").loc["final_yield", "mean"]
         )
+
+
+def test_a_write_from_another_thread_stores_every_row_and_leaves_no_view(tmp_path):
+    """DuckDB finds the Arrow tables by name in the frame that writes (a replacement scan): a write from a worker
+    thread finds them too, and the writer's connection is left with no view."""
+    db = tmp_path / "h.duckdb"
+    out: dict[str, object] = {}
+
+    def work() -> None:
+        with open_store(db) as s:
+            out["run_ids"] = [_write(s, seed=3), _write(s, seed=4)]
+            out["views"] = s.con.execute("SELECT count(*) FROM duckdb_views() WHERE NOT internal").fetchall()
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    assert out == {"run_ids": [1, 2], "views": [(0,)]}
+    with Store(db, read_only=True) as s:
+        n_events = sum(synthetic_trace(3 + r)["events"].num_rows for r in range(3))
+        assert s.query("SELECT count(*) FROM events WHERE run_id = 1").column(0)[0].as_py() == n_events
+        runs = s.query(
+            "SELECT run_id, seed, replications, created_at IS NOT NULL AS stamped FROM runs ORDER BY 1"
+        )
+        assert runs.to_pylist() == [
+            {"run_id": 1, "seed": 3, "replications": 3, "stamped": True},
+            {"run_id": 2, "seed": 4, "replications": 3, "stamped": True},
+        ]
 
 
 def test_kpis_agree_with_sql_over_stored_tables(tmp_path):
