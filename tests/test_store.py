@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -12,7 +13,7 @@ from conftest import synthetic_trace
 
 from twin import schema, stats
 from twin.errors import TwinError
-from twin.store import Store, check_read_only_sql, open_store
+from twin.store import ROW_GROUP_SIZE, Store, check_read_only_sql, insert_arrow, open_store
 
 
 def _write(store: Store, reps: int = 3, seed: int = 0, setpoint: float | None = None, copies: int = 1) -> int:
@@ -93,6 +94,46 @@ def test_a_write_from_another_thread_stores_every_row_and_leaves_no_view(tmp_pat
             {"run_id": 1, "seed": 3, "replications": 3, "stamped": True},
             {"run_id": 2, "seed": 4, "replications": 3, "stamped": True},
         ]
+
+
+def test_a_long_table_is_stored_in_its_order_in_full_row_groups(tmp_path):
+    """insert_arrow hands DuckDB a long table in batches of one row group, which threads write in parallel: the
+    rows must come back in the order they went in, and only the last row group may be partial."""
+    n = 3 * ROW_GROUP_SIZE + 1234
+    rng = np.random.default_rng(7)
+    t_h = np.sort(rng.uniform(0, 8760, n))
+    cuts = [0, 5000, 5001, 29000, n]  # uneven chunks, as replications give them
+    chunks = [
+        pa.table(
+            {
+                "run_id": pa.array(np.full(b - a, 1), pa.int64()),
+                "replication": pa.array(np.full(b - a, i), pa.int32()),
+                "t_h": pa.array(t_h[a:b]),
+                "kind": pa.array(rng.choice(["arrive", "qc_end", "scrap"], b - a)),
+                "unit": pa.array(rng.choice(["ALD1", "F1", "QC"], b - a)),
+                "lot_id": pa.array(np.arange(a, b), pa.int64()),
+                "batch_id": pa.array(rng.integers(-1, 50, b - a), pa.int64()),
+            }
+        )
+        for i, (a, b) in enumerate(zip(cuts, cuts[1:]))
+    ]
+    tbl = pa.concat_tables(chunks)
+    with open_store(tmp_path / "h.duckdb") as s:
+        s.con.execute("BEGIN")
+        insert_arrow(s.con, "events", tbl)
+        s.con.execute("COMMIT")
+    with Store(tmp_path / "h.duckdb", read_only=True) as s:
+        back = s.query(f"SELECT {', '.join(tbl.column_names)} FROM events ORDER BY rowid")
+        groups = (
+            s.query(
+                "SELECT row_group_id, max(start + count) AS n FROM pragma_storage_info('events') "
+                "WHERE column_name = 'lot_id' AND segment_type = 'BIGINT' GROUP BY 1 ORDER BY 1"
+            )
+            .column("n")
+            .to_pylist()
+        )
+    assert back.equals(tbl.combine_chunks())
+    assert groups == [ROW_GROUP_SIZE] * 3 + [1234]
 
 
 def test_kpis_agree_with_sql_over_stored_tables(tmp_path):
