@@ -192,7 +192,7 @@ def bench_shares(hours: float, replications: int, rounds: int, seed: int) -> Non
     # every round times the parts of the run and then its write, so that a slow or fast spell of the machine falls
     # on both sides of the share (the write alone used to be timed after all the simulations)
     parts: list[dict[str, float]] = []
-    closes: list[float] = []  # after each write: DuckDB checkpoints the log the write left, and vacuums
+    closes: list[float] = []  # after each write: DuckDB checkpoints what the write left in its log
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.duckdb"
         for _ in range(rounds):
@@ -234,7 +234,7 @@ def bench_shares(hours: float, replications: int, rounds: int, seed: int) -> Non
     print(f"  write share round by round: {', '.join(f'{100 * x:.1f} %' for x in shares)}")
     c = median(closes)
     print(
-        f"  the close after the write (DuckDB checkpoints the log and vacuums): {c:.3f} s (median of {rounds}); "
+        f"  the close after the write (DuckDB checkpoints what it left in the log): {c:.3f} s (median of {rounds}); "
         f"write + close {n_events / (w + c) / 1e6:.2f} M event rows/s (information)"
     )
     mb_per_mev = size / 1e6 / (rounds * n_events / 1e6)

@@ -136,6 +136,32 @@ def test_a_long_table_is_stored_in_its_order_in_full_row_groups(tmp_path):
     assert groups == [ROW_GROUP_SIZE] * 3 + [1234]
 
 
+def test_later_writes_leave_an_earlier_runs_storage_as_it_was(tmp_path):
+    """Writers do not vacuum (store.MAX_VACUUM_TASKS). With vacuuming, the close after the third write below
+    merged the three runs' partial row groups by rewriting all of them, run 1's included."""
+    db = tmp_path / "h.duckdb"
+    sql = (
+        "SELECT column_name, segment_id, block_id, block_offset, count FROM pragma_storage_info(?) "
+        "WHERE row_group_id = 0 ORDER BY ALL"
+    )
+
+    def run_1_storage() -> dict[str, list[tuple]]:
+        with Store(db, read_only=True) as s:
+            return {t: s.con.execute(sql, [t]).fetchall() for t in ("events", "lots")}
+
+    for copies in (1, 2, 3):
+        with open_store(db) as s:
+            _write(s, reps=3, copies=30 * copies)  # 7,200, 14,400 and 21,600 events
+        if copies == 1:
+            first = run_1_storage()
+    assert all(first.values()) and run_1_storage() == first
+    with Store(db, read_only=True) as s:
+        counts = (
+            s.query("SELECT run_id, count(*) AS n FROM events GROUP BY 1 ORDER BY 1").column("n").to_pylist()
+        )
+    assert counts == [7200, 14400, 21600]
+
+
 def test_kpis_agree_with_sql_over_stored_tables(tmp_path):
     """The stored KPI values equal an independent recomputation by SQL over lots and batches."""
     db = tmp_path / "h.duckdb"
