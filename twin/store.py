@@ -38,7 +38,7 @@ the close after a write DuckDB checkpointed and vacuumed: it merged the partial 
 rewriting them, all of them when they fitted in fewer row groups (tests/test_store.py shows run 1 rewritten by
 run 3's close). Ten one-year runs of five replications, each written by its own open + write + close as
 `twin run` does: 389-420 ms a run with the vacuum, 309-325 ms without; the file is 9 % larger (7.2 MB a run, not
-6.6). A study writing 40 runs of two replications into one store takes as long either way (5.96-6.49 s), its
+6.6). A study writing 40 runs of two replications into one store takes as long either way (5.75-6.49 s), its
 file 5 % larger. The run history only appends (a study's status is the one row ever updated), so vacuuming had
 nothing else to reclaim; a command that deletes runs would want it back for its own checkpoint."""
 
