@@ -274,6 +274,15 @@ PARAM_SOURCES: dict[str, tuple[str, str, str]] = {
     "cv_eis": ("–", "E", "EIS resistance CV"),
 }
 
+# field -> (low, high): the plausible range of each uncertain physical parameter (docs/model.md §3). Spec limits,
+# measurement CVs and plant settings are the plant's choice, not uncertain physics, and are not listed.
+PARAM_RANGES: dict[str, tuple[float, float]] = {
+    "ea_d_kj": (60.0, 200.0),
+    "k_w_ppm2_per_h": (2.0e3, 2.0e5),
+    "eta_1": (0.3, 0.9),
+    "alpha_rl_per_kppm": (0.05, 0.6),
+}
+
 
 def _fields(prefix: str, keys: Sequence[str], suffix: str = "") -> dict[str, str]:
     return {k: f"{prefix}{k.lower()}{suffix}" for k in keys}
