@@ -235,6 +235,8 @@ class Line:
         for u in units:
             u.close(horizon)
         tr.units = [u.row() for u in units]
+        # batches still in a furnace at the horizon, with their end, energy and gas unknown (NaN)
+        tr.batches.extend(tuple(f.open_batch) for f in self.furnaces if f.open_batch is not None)
         tr.states = [(u.name, bytes(u.intervals)) for u in units]
         return tr
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pyarrow as pa
+import pytest
 from linehelpers import scenario
 
 from plant import physics
@@ -344,3 +345,48 @@ def test_a_batch_run_lets_finished_lots_go_and_gives_the_same_tables():
     assert len(batch.lots) == len(kept.lots)
     for lot, left in zip(kept.lots, batch.lots, strict=True):
         assert (left is None) == (lot.status != "wip")
+
+
+def _baseline_tables(seed: int = 5) -> dict[str, pa.Table]:
+    sc = load_scenario("scenarios/baseline.yaml").model_copy(update={"warmup_h": 0.0})
+    return tables(sc, seed)
+
+
+def test_batches_of_one_furnace_never_overlap_and_load_after_their_setup():
+    """A batch occupies its furnace from the start of loading (after any setup) to the end of unloading; the
+    next batch of that furnace starts loading no earlier than that end plus its own setup."""
+    sc = load_scenario("scenarios/baseline.yaml")
+    b = _baseline_tables()["batches"].to_pandas()
+    heated = b.dropna(subset=["start_h"])
+    assert (
+        (heated.start_h - heated.load_start_h) - sc.furnaces.load_h
+    ).abs().max() < 1e-9  # loading, then heat
+    for furnace, grp in b.sort_values("load_start_h").groupby("furnace"):
+        gaps = grp.load_start_h.to_numpy()[1:] - grp.end_h.to_numpy()[:-1]
+        assert len(grp) > 20
+        assert (gaps >= -1e-9).all(), f"{furnace}: batches overlap by {-gaps.min():.3f} h"
+    # with a setup between recipes, loading starts after the setup
+    sc = scenario(
+        horizon_h=400.0,
+        arrivals={"recipe_mix": {"a": 1.0, "b": 1.0}},
+        recipes={"a": {"setpoint_c": 400.0}, "b": {"setpoint_c": 450.0, "atmosphere": "N2"}},
+    )
+    mixed = tables(sc)["batches"].to_pandas().sort_values("load_start_h")
+    assert (mixed.setup_h > 0).sum() > 5
+    for _, grp in mixed.groupby("furnace"):
+        prev_end = grp.end_h.to_numpy()[:-1]
+        assert (grp.load_start_h.to_numpy()[1:] - grp.setup_h.to_numpy()[1:] >= prev_end - 1e-9).all()
+
+
+def test_furnace_util_is_the_units_occupied_hours_over_the_window():
+    """furnace_util = the furnaces' productive hours (units table) / (furnaces x horizon) on the baseline."""
+    from twin.stats import replication_kpis
+
+    sc = load_scenario("scenarios/baseline.yaml")
+    tabs = _baseline_tables()
+    units = tabs["units"].to_pandas()
+    furnaces = units[units.kind == "furnace"]
+    occupied = furnaces.busy_h.sum() / (len(furnaces) * sc.horizon_h)
+    util = replication_kpis(tabs, 0.0, sc.horizon_h)["furnace_util"]
+    assert util == pytest.approx(occupied, abs=1e-9)
+    assert 0.80 < util < 0.97

@@ -322,7 +322,8 @@ def gantt_section(run: ScenarioRun, data: dict[str, Any], where: str) -> Section
         if load is None:
             continue
         setup = float(setup or 0.0)
-        items.append(plots.GanttBatch(f, r, load, setup, load + setup, h if end is None else float(end)))
+        open_at_horizon = end is None or math.isnan(end)
+        items.append(plots.GanttBatch(f, r, load - setup, setup, load, h if open_at_horizon else float(end)))
     ev = data["events"]
     downs, open_at = [], {}
     for t, kind, unit in zip(ev["t_h"], ev["kind"], ev["unit"], strict=True):

@@ -41,6 +41,7 @@ class Furnace(Unit):
             None  # an operator's setpoint for the next batches (OPC UA write)
         )
         self.setups = 0
+        self.open_batch: list[Any] | None = None  # the batch row being run, from loading on (end fields NaN)
         self._plans: dict[tuple[str, float | None], _Plan] = {}
         self.staffed = line.calendar.never_waits
         self.init_failures(
@@ -88,10 +89,10 @@ class Furnace(Unit):
         batch_id = line.new_batch_id()
         now = env.now
         line.trace.event(now, LOAD_START, self.code, -1, batch_id)
-        load_start = now - elapsed_h - cfg.load_h
         setup = 0.0
-        if elapsed_h > 0:
+        if elapsed_h > 0:  # loaded before time 0: loading took load_h before the heating began
             self.recipe, self.setpoint_c, self.atmosphere = recipe_name, recipe.setpoint_c, recipe.atmosphere
+            load_start = now - elapsed_h - cfg.load_h
             yield from self._cycle(lots, recipe_name, plan, batch_id, load_start, setup, reason, elapsed_h)
             return
         if self.failure_due():  # failed while idle (calendar clock): found when the operator starts
@@ -106,6 +107,8 @@ class Furnace(Unit):
         self.recipe, self.setpoint_c, self.atmosphere = recipe_name, recipe.setpoint_c, recipe.atmosphere
         if not self.staffed:
             yield from self.wait_ready(staff=True)
+        load_start = env.now
+        self.open_batch = self._row(batch_id, recipe_name, plan, lots, setup, load_start, reason)
         if cfg.load_h > 0:
             self.to(env.now, "productive")
             yield env.timeout(cfg.load_h)
@@ -114,7 +117,7 @@ class Furnace(Unit):
     def _cycle(self, lots, recipe_name, plan, batch_id, load_start, setup, reason, elapsed_h):
         """Heating, soak and cooling (the profile the quality model integrates), unloading, booking."""
         line, cfg = self.line, self.cfg
-        env, record, pack, name, code = line.env, line.trace.record, line.trace.pack, self.name, self.code
+        env, record, pack, code = line.env, line.trace.record, line.trace.pack, self.code
         recipe, dose = plan.recipe, plan.dose
         start = env.now - elapsed_h
         wait = line.buffer.wait
@@ -129,6 +132,9 @@ class Furnace(Unit):
                 lot.rework_batch_id = batch_id
                 rework_lots += 1
             record(pack(start, BATCH_START, code, lot.lot_id, batch_id))
+        row = self.open_batch or self._row(batch_id, recipe_name, plan, lots, setup, load_start, reason)
+        row[13], row[18] = start, rework_lots
+        self.open_batch = row
         cycle_h = dose.duration_h
         self.to(env.now, "productive")
         yield env.timeout(max(0.0, cycle_h - elapsed_h))
@@ -144,27 +150,35 @@ class Furnace(Unit):
             self.to(env.now, "productive")
             yield env.timeout(cfg.unload_h)
         end = env.now
-        mass = 0.0
         submit = line.qc.submit
         for lot in lots:
-            mass += lot.mass_kg
             lot.anneal_end_h = end
             record(pack(end, BATCH_END, code, lot.lot_id, batch_id))
             submit(lot)
-        energy = (cfg.heat_kwh_fixed + cfg.heat_kwh_per_kg * mass) * plan.heat + cfg.holding_kw * (
-            plan.ramp_h + recipe.soak_h
-        )
-        line.trace.batches.append((
-            batch_id, name, recipe_name, recipe.setpoint_c, recipe.ramp_c_per_min, recipe.soak_h,
-            recipe.cool_c_per_min, atmosphere, len(lots), self.capacity_lots, mass, setup, load_start,
-            start, end, energy, plan.o2_nm3, plan.gas_nm3, rework_lots, reason,
-        ))  # fmt: skip
+        row = self.open_batch
+        row[14] = end
+        line.trace.batches.append(tuple(row))
+        self.open_batch = None
         self.batches += 1
         self.to(end, "standby")
         if self.failure_due():
             yield from self.repair("standby")
         self.idle = True
         line.dispatcher.notify()
+
+    def _row(self, batch_id, recipe_name, plan, lots, setup, load_start, reason) -> list[Any]:
+        """A batches-table row (BATCHES_SCHEMA order) with start and end still unknown (NaN). Energy and gas are booked
+        for the whole batch when it is loaded (a batch open at the horizon has them, as a started batch)."""
+        r, cfg = plan.recipe, self.cfg
+        mass = sum(lot.mass_kg for lot in lots)
+        energy = (cfg.heat_kwh_fixed + cfg.heat_kwh_per_kg * mass) * plan.heat + cfg.holding_kw * (
+            plan.ramp_h + r.soak_h
+        )
+        return [
+            batch_id, self.name, recipe_name, r.setpoint_c, r.ramp_c_per_min, r.soak_h, r.cool_c_per_min,
+            r.atmosphere, len(lots), self.capacity_lots, mass, setup, load_start, math.nan, math.nan, energy,
+            plan.o2_nm3, plan.gas_nm3, 0, reason,
+        ]  # fmt: skip
 
 
 class _Plan(NamedTuple):
