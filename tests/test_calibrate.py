@@ -13,15 +13,12 @@ import yaml
 from conftest import run_twin
 
 from plant import physics
-from plant.physics import R_KJ, QualityParams
+from plant.physics import QualityParams
 from twin import calibrate
 from twin.errors import TwinError
 
 # "True" plant: different from every default, so recovering them is not an accident of the start values.
-TRUE = {"ea_d_kj": 118.0, "n_d": 1.3, "k_w_ppm2_per_h": 4.2e4}
-T_REF_K = 400.0 + 273.15
-K_REF_TRUE = 0.45  # densification rate at 400 °C, 1/h
-TRUE["a_d_per_h"] = K_REF_TRUE * math.exp(TRUE["ea_d_kj"] / (R_KJ * T_REF_K))
+TRUE = {"ea_d_kj": 118.0, "k_d_per_h": 0.45, "n_d": 1.3, "ea_u_kj": 150.0, "k_u_per_h": 0.18, "k_w_ppm2_per_h": 4.2e4}
 
 HEADER = ["lot_id", "setpoint_c", "ramp_c_per_min", "soak_h", "cool_c_per_min", "atmosphere", "wait_h", "rh_pct",
           "x_d", "r_int_ohm_cm2", "rl_ppm"]  # fmt: skip
@@ -46,7 +43,7 @@ def synthetic_rows(params: QualityParams, n: int, seed: int, noise: tuple[float,
         p = physics.properties(state, params)
         x_d = float(np.clip(p.x_d + sd_x * rng.standard_normal(), 0.0, 1.0))
         r = p.r_int_ohm_cm2 * math.exp(sd_r * rng.standard_normal())
-        rl = p.rl_ppm * math.exp(sd_rl * rng.standard_normal())
+        rl = p.rl_titration_ppm * math.exp(sd_rl * rng.standard_normal())
         rows.append(
             [
                 f"L{i:03d}",
@@ -75,8 +72,8 @@ def write_csv(path: Path, rows: list[list], header: list[str] = HEADER) -> Path:
 
 def test_recovers_known_parameters(tmp_path: Path) -> None:
     """60 lots, noise x_d ±0.01, resistance ±2 %, residual Li ±3 % (seed 11). Tolerances: Ea_d within 4 %,
-    k_ref (rate at 400 °C) within 5 %, n_d within 6 %, K_w within 8 %, A_d within a factor 2 (it is nearly
-    collinear with Ea_d); and every true value inside 3 reported standard errors."""
+    k_d (rate at 400 °C) within 5 %, n_d within 6 %, Ea_u within 10 %, k_u within 10 %, K_w within 8 %; and every
+    true value inside 3 reported standard errors."""
     truth = QualityParams().replace(**TRUE)
     qc = write_csv(tmp_path / "qc.csv", synthetic_rows(truth, 60, seed=11, noise=(0.01, 0.02, 0.03)))
     fit = calibrate.calibrate(qc)
@@ -86,12 +83,12 @@ def test_recovers_known_parameters(tmp_path: Path) -> None:
     assert v["ea_d_kj"] == pytest.approx(TRUE["ea_d_kj"], rel=0.04)
     assert v["n_d"] == pytest.approx(TRUE["n_d"], rel=0.06)
     assert v["k_w_ppm2_per_h"] == pytest.approx(TRUE["k_w_ppm2_per_h"], rel=0.08)
-    k_ref_fit = v["a_d_per_h"] * math.exp(-v["ea_d_kj"] / (R_KJ * T_REF_K))
-    assert k_ref_fit == pytest.approx(K_REF_TRUE, rel=0.05)
-    assert 0.5 < v["a_d_per_h"] / TRUE["a_d_per_h"] < 2.0
+    assert v["k_d_per_h"] == pytest.approx(TRUE["k_d_per_h"], rel=0.05)
+    assert v["ea_u_kj"] == pytest.approx(TRUE["ea_u_kj"], rel=0.10)
+    assert v["k_u_per_h"] == pytest.approx(TRUE["k_u_per_h"], rel=0.10)
     for name in calibrate.FIT_PARAMS:
         assert se[name] > 0
-        if name == "ea_d_kj":
+        if name.startswith("ea_"):
             assert abs(v[name] - TRUE[name]) < 3 * se[name], name
         else:  # log-scale error: SE/value is the sd of the log
             assert abs(math.log(v[name] / TRUE[name])) < 3 * se[name] / v[name], name
@@ -111,7 +108,7 @@ def test_densification_only_keeps_kw(tmp_path: Path) -> None:
     header = HEADER[:-1]
     qc = write_csv(tmp_path / "qc.csv", [r[:-1] for r in rows], header)
     fit = calibrate.calibrate(qc)
-    assert fit.names == ["ea_d_kj", "a_d_per_h", "n_d"]
+    assert fit.names == ["ea_d_kj", "k_d_per_h", "n_d", "ea_u_kj", "k_u_per_h"]
     assert any("K_w" in n for n in fit.fixed_note)
     assert fit.values["ea_d_kj"] == pytest.approx(TRUE["ea_d_kj"], rel=0.05)
 

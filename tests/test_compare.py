@@ -98,15 +98,18 @@ def synthetic(name: str, seed: int = 1, **kpis: list[float]) -> System:
 
 def test_ranking_objectives_and_constraints_on_a_constructed_case() -> None:
     a = synthetic("a", good_kg_per_h=[50, 51, 52], final_yield=[0.99, 0.98, 0.99], r_int_good_mean=[40, 41, 40],
+                  rate_capability_good_mean=[0.52, 0.52, 0.52],
                   ret100_good_mean=[0.91, 0.91, 0.91], bonding_good_mean=[0.7, 0.7, 0.7], **{COST_KPI: [9, 9, 9]})  # fmt: skip
     b = synthetic("b", good_kg_per_h=[60, 61, 62], final_yield=[0.90, 0.91, 0.92], r_int_good_mean=[45, 44, 46],
+                  rate_capability_good_mean=[0.50, 0.50, 0.50],
                   ret100_good_mean=[0.91, 0.91, 0.91], bonding_good_mean=[0.8, 0.8, 0.8], **{COST_KPI: [8, 8.5, 8]})  # fmt: skip
     c = synthetic("c", good_kg_per_h=[55, 56, 57], final_yield=[0.96, 0.97, 0.96], r_int_good_mean=[38, 38, 39],
+                  rate_capability_good_mean=[0.52, 0.52, 0.52],
                   ret100_good_mean=[0.90, 0.90, 0.90], bonding_good_mean=[0.9, 0.9, 0.9], **{COST_KPI: [10, 10, 10]})  # fmt: skip
     systems = [a, b, c]
     assert [r.system for r in rank(systems, "throughput")] == ["b", "c", "a"]
     assert [r.system for r in rank(systems, "yield")] == ["a", "c", "b"]
-    assert [r.system for r in rank(systems, "power")] == ["c", "a", "b"]  # lowest resistance first
+    assert [r.system for r in rank(systems, "power")] == ["c", "a", "b"]  # rate capability, then resistance
     assert [r.system for r in rank(systems, "cost")] == ["b", "a", "c"]  # cheapest first
     assert [r.system for r in rank(systems, "cycle-life")] == ["b", "a", "c"]  # retention, then bonding
     constrained = rank(systems, "throughput", [Constraint("final_yield", ">=", 0.95)])
@@ -146,14 +149,19 @@ def test_ranking_picks_the_known_best_recipe(recipe_db: Path) -> None:
         sel = load_selection(store, ["recipes"])
     assert [s.name for s in sel.systems] == ["O2-400C", "O2-350C", "O2-450C", "N2-400C"]
     assert sel.baseline == "O2-400C" and all(s.n == 4 for s in sel.systems)
-    # 350 °C leaves the film under-dense and N2 damages the surface: 450 °C in O2 is best for yield and power
-    comp = compare(sel.systems, objective="yield", constraints=[Constraint("final_yield", ">=", 0.9)])
+    # 350 °C leaves the film under-dense and unlithiated, N2 grows a reduced rock-salt layer and loses the
+    # relithiation sink: 400 °C in O2 is best for power, 450 °C in O2 (bonding, more residual Li bound) for cycle
+    # life and yield (docs/model.md §2)
+    comp = compare(sel.systems, objective="yield", constraints=[Constraint("final_yield", ">=", 0.93)])
     assert comp.best == "O2-450C"
     excluded = {r.system for r in comp.ranking if r.rank is None}
     assert excluded == {"O2-350C", "N2-400C"}
-    assert compare(sel.systems, objective="power").best == "O2-450C"
+    assert [r.system for r in compare(sel.systems, objective="power").ranking] == [
+        "O2-400C", "O2-450C", "N2-400C", "O2-350C",
+    ]  # fmt: skip
+    assert compare(sel.systems, objective="cycle-life").best == "O2-450C"
     cold = next(r for r in comp.rows if r.kpi == "final_yield" and r.system == "O2-350C")
-    assert cold.diff is not None and cold.diff.paired and cold.diff.significant and cold.diff.mean < -0.3
+    assert cold.diff is not None and cold.diff.paired and cold.diff.significant and cold.diff.mean < -0.08
     # the cost objective exists and is finite for every scenario
     assert all(np.isfinite(s.kpi(COST_KPI)).all() for s in sel.systems)
 

@@ -161,8 +161,10 @@ def test_quality_in_the_line_follows_the_recipe():
     cold = final({"setpoint_c": 300.0, "soak_h": 2.0, "atmosphere": "O2"})
     assert (cold.reason == "under_dense").mean() > 0.9
     hot = final({"setpoint_c": 650.0, "soak_h": 2.0, "atmosphere": "O2"})
-    assert hot.reason.str.startswith("damage").mean() > 0.9
+    # over-annealed in O2: the rock-salt layer and interdiffusion fail the EIS limit (mixing fails first in N2)
+    assert (hot.status == "scrap").mean() > 0.9 and hot.reason.isin(["resistance", "damage_mixing"]).mean() > 0.9
     assert good.r_int_ohm_cm2.mean() < cold.r_int_ohm_cm2.mean()
+    assert good.r_int_ohm_cm2.mean() < hot.r_int_ohm_cm2.mean()
 
 
 def test_lines_share_a_recipe_dose_only_under_the_same_profile_and_parameters():
@@ -178,9 +180,9 @@ def test_lines_share_a_recipe_dose_only_under_the_same_profile_and_parameters():
         sc.quality_params(),
     )  # fmt: skip
     hotter = scenario(horizon_h=24.0, recipes={name: {"setpoint_c": 450.0}})
-    assert Line(hotter).dose(name).theta_d > first.theta_d
+    assert Line(hotter).dose(name).d > first.d
     other_params = scenario(horizon_h=24.0, quality={"ea_d_kj": sc.quality_params().ea_d_kj + 10.0})
-    assert Line(other_params).dose(name).theta_d < first.theta_d  # a higher activation energy: less dose
+    assert Line(other_params).dose(name).d < first.d  # a higher activation energy: less dose below 400 °C
     later_unload = sc.model_copy(update={"furnaces": sc.furnaces.model_copy(update={"unload_c": 100.0})})
     assert Line(later_unload).dose(name).duration_h < first.duration_h  # unloaded hotter: a shorter cool
 

@@ -1,7 +1,8 @@
 """Calibration of the quality model's kinetic parameters to measured QC data (`twin calibrate`).
 
 Reads a QC CSV (one lot per row: anneal recipe or profile, wait before anneal, measured densification and/or
-resistance, residual Li), predicts each lot with `plant.physics`, and fits Ea_d, A_d, n_d and K_w by weighted
+resistance, residual Li), predicts each lot with `plant.physics`, and fits the densification kinetics (Ea_d, k_d,
+n_d, from x_d), the film's Li-uptake kinetics (Ea_u, k_u, from resistance) and K_w (from residual Li) by weighted
 least squares; standard errors come from the Jacobian. The file format is in docs/report-and-calibration.md.
 """
 
@@ -21,17 +22,25 @@ from scipy import stats as sps
 
 from plant import physics
 from plant.physics import ATMOSPHERES, R_KJ, QualityParams
+from plant.physics.params import T_REF_ANNEAL_K
 from twin.errors import TwinError
 
 RECIPE_COLUMNS = ("setpoint_c", "ramp_c_per_min", "soak_h", "cool_c_per_min", "atmosphere")
 MEASURED = ("x_d", "r_rel", "r_int_ohm_cm2", "rl_ppm")
 """Measured columns; a row may leave some of them empty, but each row needs at least one."""
 
-FIT_PARAMS = ("ea_d_kj", "a_d_per_h", "n_d", "k_w_ppm2_per_h")
-"""QualityParams fields that `twin calibrate` fits (densification: Ea_d, A_d, n_d; residual Li: K_w)."""
+FIT_PARAMS = ("ea_d_kj", "k_d_per_h", "n_d", "ea_u_kj", "k_u_per_h", "k_w_ppm2_per_h")
+"""QualityParams fields that `twin calibrate` fits (densification: Ea_d, k_d, n_d; Li uptake by the film: Ea_u,
+k_u; residual Li: K_w). Rate constants k are per hour at 400 °C."""
 
-_DENS = ("ea_d_kj", "a_d_per_h", "n_d")
-_UNITS = {"ea_d_kj": "kJ/mol", "a_d_per_h": "1/h", "n_d": "-", "k_w_ppm2_per_h": "ppm²/h"}
+_DENS = ("ea_d_kj", "k_d_per_h", "n_d")
+_UPTAKE = ("ea_u_kj", "k_u_per_h")
+_ARRHENIUS = {"ea_d_kj": ("k_d_per_h", "d"), "ea_u_kj": ("k_u_per_h", "u")}  # Ea -> (its rate, its dose)
+_RATE_EA = {k: ea for ea, (k, _) in _ARRHENIUS.items()}
+_UNITS = {
+    "ea_d_kj": "kJ/mol", "k_d_per_h": "1/h", "n_d": "-", "ea_u_kj": "kJ/mol", "k_u_per_h": "1/h",
+    "k_w_ppm2_per_h": "ppm²/h",
+}  # fmt: skip
 # first-stage noise scales per measurement kind (the second stage re-estimates them from the residuals):
 # x_d absolute, r and rl relative (log residuals)
 _START_SIGMA = {"x_d": 0.02, "r": 0.05, "rl": 0.05}
@@ -129,7 +138,7 @@ def read_qc_csv(path: str | Path, scenario: Any | None = None, min_rows: int = 1
     unload_c = float(getattr(furnaces, "unload_c", 80.0))
     buffer_temp_c = float(getattr(getattr(scenario, "buffer", None), "temp_c", 25.0))
     recipes = dict(getattr(scenario, "recipes", None) or {})
-    r_ref = (scenario.quality_params() if scenario is not None else QualityParams()).r_ref_ohm_cm2
+    r_ref = (scenario.quality_params() if scenario is not None else QualityParams()).r_ct0_ohm_cm2
     try:
         fh = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
@@ -268,9 +277,9 @@ class FitResult:
 class _Problem:
     """Maps the conditioned parameter vector u to QualityParams and to weighted residuals.
 
-    u = (Ea_d / 100 kJ/mol, ln k_ref, ln n_d, ln K_w) with k_ref = A_d exp(-Ea_d / (R T_ref)) the densification
-    rate at the reference temperature (the data's median peak temperature): ln A_d and Ea_d are nearly collinear,
-    ln k_ref and Ea_d are not.
+    Each Arrhenius pair enters as (Ea / 100 kJ/mol, ln k(T_ref)) with k(T_ref) the rate at the data's median peak
+    temperature: ln k(400 °C) and Ea are collinear when the data sit away from 400 °C, ln k(T_ref) and Ea are not.
+    n_d and K_w enter as logarithms.
     """
 
     def __init__(self, data: QcData, base: QualityParams, material: str, cycles: int, names: Sequence[str]):
@@ -281,45 +290,40 @@ class _Problem:
         self.names = list(names)
         peaks = [float(np.max(data.profiles[lot.profile_key][1])) for lot in data.lots]
         self.t_ref_k = float(np.median(peaks)) + 273.15
+        self.shift = 1.0 / self.t_ref_k - 1.0 / T_REF_ANNEAL_K  # ln k(T_ref) = ln k(400 °C) - Ea/R * shift
         self.obs: list[tuple[str, np.ndarray, np.ndarray]] = []  # (kind, lot index, measured transformed)
-        xd = np.array([lot.x_d for lot in data.lots])
-        rr = np.array([lot.r_rel for lot in data.lots])
-        rl = np.array([lot.rl_ppm for lot in data.lots])
-        if "ea_d_kj" in self.names or "a_d_per_h" in self.names or "n_d" in self.names:
-            for kind, arr, tf in (("x_d", xd, lambda a: a), ("r", rr, np.log)):
-                idx = np.nonzero(np.isfinite(arr))[0]
-                if idx.size:
-                    self.obs.append((kind, idx, tf(arr[idx])))
-        if "k_w_ppm2_per_h" in self.names or self.obs:
-            idx = np.nonzero(np.isfinite(rl))[0]
-            if idx.size and ("k_w_ppm2_per_h" in self.names or self.obs):
-                self.obs.append(("rl", idx, np.log(rl[idx])))
+        for kind, arr, tf in (
+            ("x_d", np.array([lot.x_d for lot in data.lots]), lambda a: a),
+            ("r", np.array([lot.r_rel for lot in data.lots]), np.log),
+            ("rl", np.array([lot.rl_ppm for lot in data.lots]), np.log),
+        ):
+            idx = np.nonzero(np.isfinite(arr))[0]
+            if idx.size:
+                self.obs.append((kind, idx, tf(arr[idx])))
         self.sigma = {kind: _START_SIGMA[kind] for kind, _, _ in self.obs}
-        self.profile_t = {k: v for k, v in data.profiles.items()}
         self._others = {k: physics.anneal_dose(t, temp, base) for k, (t, temp) in data.profiles.items()}
+
+    def _ea(self, name: str, d: dict[str, float]) -> float:
+        return 100.0 * d[name] if name in d else float(getattr(self.base, name))
 
     # u <-> params
     def u0(self, p: QualityParams) -> np.ndarray:
-        full = {
-            "ea_d_kj": p.ea_d_kj / 100.0,
-            "a_d_per_h": math.log(p.a_d_per_h) - p.ea_d_kj / (R_KJ * self.t_ref_k),
-            "n_d": math.log(p.n_d),
-            "k_w_ppm2_per_h": math.log(p.k_w_ppm2_per_h),
-        }
+        full = {"n_d": math.log(p.n_d), "k_w_ppm2_per_h": math.log(p.k_w_ppm2_per_h)}
+        for ea, (k, _) in _ARRHENIUS.items():
+            full[ea] = getattr(p, ea) / 100.0
+            full[k] = math.log(getattr(p, k)) - getattr(p, ea) / R_KJ * self.shift
         return np.array([full[n] for n in self.names])
 
     def values(self, u: np.ndarray) -> dict[str, float]:
         d = dict(zip(self.names, u, strict=True))
-        ea = 100.0 * d["ea_d_kj"] if "ea_d_kj" in d else self.base.ea_d_kj
         out = {}
-        if "ea_d_kj" in d:
-            out["ea_d_kj"] = ea
-        if "a_d_per_h" in d:
-            out["a_d_per_h"] = math.exp(d["a_d_per_h"] + ea / (R_KJ * self.t_ref_k))
-        if "n_d" in d:
-            out["n_d"] = math.exp(d["n_d"])
-        if "k_w_ppm2_per_h" in d:
-            out["k_w_ppm2_per_h"] = math.exp(d["k_w_ppm2_per_h"])
+        for n, v in d.items():
+            if n in _ARRHENIUS:
+                out[n] = 100.0 * v
+            elif n in _RATE_EA:
+                out[n] = math.exp(v + self._ea(_RATE_EA[n], d) / R_KJ * self.shift)
+            else:
+                out[n] = math.exp(v)
         return out
 
     def params(self, u: np.ndarray) -> QualityParams:
@@ -329,8 +333,11 @@ class _Problem:
         p = self.params(u)
         doses = {}
         for k, (t, temp) in self.data.profiles.items():
-            theta_d = physics.kinetic_integral(t, temp, p.ea_d_kj)
-            doses[k] = dataclasses.replace(self._others[k], theta_d=theta_d)
+            redo = {
+                dose: physics.equivalent_hours(t, temp, getattr(p, ea))
+                for ea, (_, dose) in _ARRHENIUS.items()
+            }
+            doses[k] = dataclasses.replace(self._others[k], **redo)
         n = len(self.data.lots)
         xd, rr, rl = np.empty(n), np.empty(n), np.empty(n)
         for i, lot in enumerate(self.data.lots):
@@ -338,7 +345,7 @@ class _Problem:
             physics.wait(state, lot.wait_h, lot.rh_pct, lot.temp_c, p)
             physics.anneal(state, doses[lot.profile_key], lot.atmosphere, p)
             props = physics.properties(state, p)
-            xd[i], rr[i], rl[i] = props.x_d, props.r_rel, props.rl_ppm
+            xd[i], rr[i], rl[i] = props.x_d, props.r_rel, props.rl_titration_ppm
         return {"x_d": xd, "r": np.log(rr), "rl": np.log(rl)}
 
     def residuals(self, u: np.ndarray) -> np.ndarray:
@@ -356,8 +363,8 @@ def fit(
 ) -> FitResult:
     """Fit the kinetic parameters to the QC data by least squares; standard errors from cov = inv(JᵀJ)·s².
 
-    Parameters without data are kept at their start values (densification needs x_d, r_rel or r_int_ohm_cm2;
-    K_w needs rl_ppm). Two stages: the second re-weights each kind of measurement by its residual scatter.
+    Parameters without data are kept at their start values (densification needs x_d; the film's Li uptake needs
+    r_rel or r_int_ohm_cm2; K_w needs rl_ppm, the titration value). Two stages: the second re-weights each kind of measurement by its residual scatter.
     """
     base = base or QualityParams()
     wanted = list(names or FIT_PARAMS)
@@ -365,10 +372,12 @@ def fit(
     if unknown:
         raise TwinError(f"cannot fit {', '.join(unknown)}; fittable: {', '.join(FIT_PARAMS)}")
     notes = []
-    has_dens = data.has("x_d") or data.has("r_rel")
-    if not has_dens and any(n in wanted for n in _DENS):
-        notes.append("no x_d/r_rel/r_int_ohm_cm2 measured: Ea_d, A_d, n_d kept at their start values")
+    if not data.has("x_d") and any(n in wanted for n in _DENS):
+        notes.append("no x_d measured: Ea_d, k_d, n_d kept at their start values")
         wanted = [n for n in wanted if n not in _DENS]
+    if not data.has("r_rel") and any(n in wanted for n in _UPTAKE):
+        notes.append("no r_rel/r_int_ohm_cm2 measured: Ea_u, k_u kept at their start values")
+        wanted = [n for n in wanted if n not in _UPTAKE]
     if not data.has("rl_ppm") and "k_w_ppm2_per_h" in wanted:
         notes.append("no rl_ppm measured: K_w kept at its start value")
         wanted.remove("k_w_ppm2_per_h")
@@ -403,7 +412,7 @@ def fit(
     cov_u = np.linalg.pinv(jac.T @ jac) * s2
     values = prob.values(u)
     se, ci = _transform_errors(prob, u, cov_u, values, sps.t.ppf(0.975, dof))
-    k_idx = wanted.index("a_d_per_h") if "a_d_per_h" in wanted else None
+    k_idx = wanted.index("k_d_per_h") if "k_d_per_h" in wanted else None
     k_ref = math.exp(u[k_idx]) if k_idx is not None else float("nan")
     k_ref_rel_se = math.sqrt(cov_u[k_idx, k_idx]) if k_idx is not None else float("nan")
     sd = np.sqrt(np.clip(np.diag(cov_u), 1e-300, None))
@@ -438,25 +447,23 @@ def _transform_errors(
     prob: _Problem, u: np.ndarray, cov_u: np.ndarray, values: dict[str, float], t_q: float
 ) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
     """Standard errors in the physical parameters by the delta method; 95 % intervals on the fitted scale
-    (log scale for A_d, n_d, K_w, so the interval stays positive)."""
+    (log scale for rates, n_d, K_w, so the interval stays positive)."""
     names = prob.names
-    # gradient of each natural-scale quantity (Ea, ln A, ln n, ln K_w) with respect to u
+    # gradient of each natural-scale quantity (Ea, ln k(400 °C), ln n, ln K_w) with respect to u
     g = np.zeros((len(names), len(names)))
     for i, n in enumerate(names):
-        if n == "ea_d_kj":
+        if n in _ARRHENIUS:
             g[i, i] = 100.0
-        elif n == "a_d_per_h":
-            g[i, i] = 1.0
-            if "ea_d_kj" in names:
-                g[i, names.index("ea_d_kj")] = 100.0 / (R_KJ * prob.t_ref_k)
         else:
             g[i, i] = 1.0
+            if n in _RATE_EA and _RATE_EA[n] in names:
+                g[i, names.index(_RATE_EA[n])] = 100.0 / R_KJ * prob.shift
     cov = g @ cov_u @ g.T
     se, ci = {}, {}
     for i, n in enumerate(names):
         sd = math.sqrt(max(cov[i, i], 0.0))
         v = values[n]
-        if n == "ea_d_kj":
+        if n in _ARRHENIUS:
             se[n] = sd
             ci[n] = (v - t_q * sd, v + t_q * sd)
         else:  # sd is on the log scale
@@ -500,10 +507,10 @@ def format_fit(result: FitResult) -> str:
             f"{n:<16} {result.start[n]:>11.4g} {v:>11.4g} {s:>10.3g} {rel:>6}  [{lo:.4g}, {hi:.4g}] {_UNITS[n]}"
         )
     out = [f"fitted {len(result.names)} parameter(s) to {result.n_lots} lots", *rows]
-    if "a_d_per_h" in result.names:
+    if "k_d_per_h" in result.names:
         out.append(
-            f"densification rate at {result.t_ref_c:.0f} °C: k_ref = A_d·exp(-Ea_d/RT) = {result.k_ref_per_h:.4g} "
-            f"1/h (± {100 * result.k_ref_rel_se:.1f} %); A_d alone is strongly correlated with Ea_d"
+            f"densification rate at {result.t_ref_c:.0f} °C (the data's median peak): {result.k_ref_per_h:.4g} 1/h "
+            f"(± {100 * result.k_ref_rel_se:.1f} %)"
         )
     out.append(
         "residual RMS: " + ", ".join(f"{k} {v:.3g} (n={result.n_obs[k]})" for k, v in result.rms.items())

@@ -72,6 +72,8 @@ KPI_DEFINITIONS: tuple[KpiDef, ...] = (
         "wip_mean", "lots", "time", "time-average number of lots between release and done_h over the window"
     ),
     KpiDef("r_int_good_mean", "ohm cm2", "lot", "mean interfacial resistance of good lots"),
+    KpiDef("rate_capability_good_mean", "fraction", "lot", "mean Q(high C)/Q(0.1 C) of good lots"),
+    KpiDef("d_li_good_mean", "cm2/s", "lot", "mean effective Li diffusivity through the film of good lots"),
     KpiDef("bonding_good_mean", "0-1", "lot", "mean bonding strength of good lots"),
     KpiDef("ret100_good_mean", "fraction", "lot", "mean 100-cycle capacity retention of good lots"),
 )
@@ -215,6 +217,8 @@ def replication_kpis(tables: Mapping[str, pa.Table], warmup_h: float, horizon_h:
 
     good_cohort = good & cohort
     k["r_int_good_mean"] = _mean(_num(lots, "r_int_ohm_cm2")[good_cohort])
+    k["rate_capability_good_mean"] = _mean(_num(lots, "rate_capability")[good_cohort])
+    k["d_li_good_mean"] = _mean(_num(lots, "d_li_cm2_s")[good_cohort])
     k["bonding_good_mean"] = _mean(_num(lots, "bonding")[good_cohort])
     k["ret100_good_mean"] = _mean(_num(lots, "ret100")[good_cohort])
 

@@ -16,9 +16,9 @@ def calibrate_cmd(
     qc_csv: Annotated[Path, typer.Argument(help="QC data: one measured lot per row (see docs/report-and-calibration.md)", show_default=False)],
     scenario: Annotated[Path | None, typer.Option("--scenario", "-s", help="scenario giving start values, coating, recipes and furnace temperatures")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="scenario fragment to write")] = Path("calibrated-quality.yaml"),
-    fit: Annotated[str | None, typer.Option(help="comma-separated subset of ea_d_kj,a_d_per_h,n_d,k_w_ppm2_per_h")] = None,
+    fit: Annotated[str | None, typer.Option(help="comma-separated subset of ea_d_kj,k_d_per_h,n_d,ea_u_kj,k_u_per_h,k_w_ppm2_per_h")] = None,
 ) -> None:  # fmt: skip
-    """Fit Ea_d, A_d, n_d and K_w to measured QC data by least squares; print them with standard errors."""
+    """Fit the densification and Li-uptake kinetics and K_w to measured QC data; print them with standard errors."""
     from twin import calibrate
 
     names = [n.strip() for n in fit.split(",") if n.strip()] if fit else None
