@@ -1,7 +1,6 @@
-"""Uncertainty sampling: a stratified, seeded Latin hypercube over PARAM_RANGES; a study runs every strategy under
-every sample with the sampled values on top of its own quality overrides, one seed for all (common random numbers).
-
-The names of the uncertain parameters are read from `plant.physics.PARAM_RANGES` at run time: none is written here.
+"""Uncertainty sampling: a stratified, seeded Latin hypercube over PARAM_RANGES; a study runs every strategy
+under every sample, sampled values on top of its own quality overrides, one seed for all (common random
+numbers). The uncertain parameters' names are read from `plant.physics.PARAM_RANGES` at run time.
 """
 
 from __future__ import annotations

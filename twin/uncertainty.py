@@ -35,9 +35,9 @@ def log_scaled(low: float, high: float) -> bool:
 
 
 def unit_hypercube(n: int, names: Sequence[str], seed: int) -> np.ndarray:
-    """An n x len(names) Latin hypercube in [0, 1): column j has one point in each of the n strata [i/n, (i+1)/n),
-    in random order, placed uniformly within it. Column j depends only on (seed, names[j], n), so adding or
-    removing another parameter leaves it as it was."""
+    """An n x len(names) Latin hypercube in [0, 1): column j has one point in each of the n strata
+    [i/n, (i+1)/n), in random order, placed uniformly within it. Column j depends only on (seed, names[j], n),
+    so adding or removing another parameter leaves it as it was."""
     out = np.empty((n, len(names)))
     for j, name in enumerate(names):
         rng = np.random.default_rng([int(seed), zlib.crc32(name.encode())])
@@ -54,7 +54,7 @@ def scale(u: np.ndarray, low: float, high: float) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class ParameterSamples:
-    """N samples of the uncertain parameters: `values[k - 1, j]` is parameter `names[j]` in sample k (1..N)."""
+    """N samples of the uncertain parameters: `values[k - 1, j]` is `names[j]` in sample k (1..N)."""
 
     names: tuple[str, ...]
     low: tuple[float, ...]
@@ -71,7 +71,7 @@ class ParameterSamples:
         return tuple(log_scaled(lo, hi) for lo, hi in zip(self.low, self.high))
 
     def overrides(self, k: int) -> dict[str, float]:
-        """The quality overrides of sample k: none for the nominal sample 0, every sampled parameter otherwise."""
+        """The quality overrides of sample k: none for the nominal sample 0, every sampled one otherwise."""
         if k == NOMINAL:
             return {}
         if not 1 <= k <= self.n:
@@ -112,9 +112,9 @@ def sample_parameters(
     names: Sequence[str] | None = None,
     ranges: Mapping[str, tuple[float, float]] | None = None,
 ) -> ParameterSamples:
-    """A Latin hypercube of n samples over `ranges` (default: PARAM_RANGES) of `names` (default: all of them,
-    sorted). The same (n, seed, names, ranges) give the same samples. ValueError names an unknown parameter or a
-    bad range."""
+    """A Latin hypercube of n samples over `ranges` (default: PARAM_RANGES) of `names` (default: all of
+    them, sorted). The same (n, seed, names, ranges) give the same samples. ValueError names an unknown
+    parameter or a bad range."""
     ranges = param_ranges() if ranges is None else dict(ranges)
     chosen = sorted(ranges) if names is None else list(names)
     unknown = [p for p in chosen if p not in ranges]
@@ -137,5 +137,5 @@ def sample_parameters(
 
 
 def run_name(strategy: str, k: int, n: int) -> str:
-    """The scenario name of strategy x sample k of n: `O2-400C-3h@u07` (two digits, more when n needs them)."""
+    """The scenario name of strategy x sample k of n: `O2-400C-3h@u07` (two digits, more if n needs them)."""
     return f"{strategy}@u{k:0{max(2, len(str(n)))}d}"
