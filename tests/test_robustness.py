@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pytest
 from hypothesis import given
@@ -268,6 +269,27 @@ def test_report_has_a_robustness_section_for_an_uncertainty_study(
     for obj in OBJECTIVES:
         assert f">{obj}<br>" in section
     assert "@u0" not in text[text.index('<section id="kpis">') : text.index('<section id="gantt">')]
+
+
+def test_compare_of_a_study_stopped_before_its_samples_shows_the_nominal_runs(
+    study_db: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _, db = study_db
+    cut = tmp_path / "cut.duckdb"
+    with Store(db, read_only=True) as store:
+        ids = store.query("SELECT run_id FROM runs WHERE scenario_name LIKE '%@u00'").column(0).to_pylist()
+    assert len(ids) == 2
+    con = duckdb.connect(str(cut))  # a copy of the study with its nominal runs only, as if interrupted there
+    con.execute(f"ATTACH '{db}' AS src (READ_ONLY)")
+    for table in ("meta", "studies"):
+        con.execute(f"CREATE TABLE {table} AS SELECT * FROM src.{table}")
+    for table in ("runs", "kpis", "lots", "batches"):
+        con.execute(f"CREATE TABLE {table} AS SELECT * FROM src.{table} WHERE run_id IN ({ids[0]}, {ids[1]})")
+    con.close()
+    res = CliRunner().invoke(app, ["compare", "study:1", "--db", str(cut), "--kpi", "final_yield"], env=ENV)
+    assert res.exit_code == 0, res.output
+    assert "ranking by throughput" in res.output and "O2-450C-1h" in res.output
+    assert "no parameter sample has a run of every strategy yet (samples 1..3)" in res.output
 
 
 def test_api_gives_the_numbers_compare_prints(study_db: tuple[Path, Path]) -> None:

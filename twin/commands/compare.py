@@ -78,7 +78,8 @@ def compare_cmd(
     robust = None
     if uncertain is not None:  # the plain comparison is of the nominal model's runs
         sel = uncertain.nominal
-        robust = rob.robustness(uncertain, constraints)
+        if uncertain.by_sample:
+            robust = rob.robustness(uncertain, constraints)
     comp = cmp.compare(sel.systems, baseline or sel.baseline, objective, constraints, kpi)
     best = None
     if select_best:
@@ -97,6 +98,10 @@ def compare_cmd(
     _render(comp, sel, best)
     if robust is not None:
         _render_robustness(robust)
+    elif uncertain is not None:
+        console().print(
+            f"no parameter sample has a run of every strategy yet (samples 1..{uncertain.samples.n})"
+        )
 
 
 def _render(comp: object, sel: object, best: object) -> None:
