@@ -239,7 +239,7 @@ def test_uncertainty_option_sets_the_samples_and_keeps_the_section_s_seed(tmp_pa
     assert "nominal model and 4 parameter samples: 10 runs, 20 replications" in listed.output
 
 
-def test_a_study_with_uncertainty_stores_every_strategy_x_sample_identically_on_any_executor(
+def test_a_study_with_uncertainty_stores_every_strategy_x_sample_and_pool_workers_agree(
     tmp_path: Path,
 ) -> None:
     plan = load_study(write(tmp_path, "uncertainty: {samples: 2}"))
