@@ -139,6 +139,8 @@ def test_study_report_structure_and_numbers(db: Path, tmp_path: Path) -> None:
         if sid == "kpis":
             assert c.sections[sid].get("table", 0) >= 2
             assert c.sections[sid].get("tr", 0) >= 1 + 4  # header + one row per scenario
+        elif sid == "robustness":  # tests/test_robustness.py: the section of a study with parameter samples
+            assert "Needs an uncertainty study" in c.notes[sid]
         else:
             assert c.sections[sid].get("svg", 0) == 1, (sid, c.notes.get(sid))
             assert sid not in c.notes

@@ -1,7 +1,7 @@
 """The application around the line model: scenarios, runs, statistics, the DuckDB run history, the CLI.
 
 Public API (imported lazily so that `import twin.errors` stays light): load_scenario, run_scenario, open_store,
-query, with_overrides, RunResult, Store, TwinError.
+query, with_overrides, sample_parameters, strategy_robustness, RunResult, Store, TwinError.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ __all__ = [
     "open_store",
     "query",
     "run_scenario",
+    "sample_parameters",
+    "strategy_robustness",
     "with_overrides",
 ]
 

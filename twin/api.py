@@ -31,6 +31,8 @@ __all__ = [
     "with_overrides",
     "kpis_with_warmup",
     "run_to_precision",
+    "sample_parameters",
+    "strategy_robustness",
 ]
 
 PathLike = str | os.PathLike[str]
@@ -153,6 +155,49 @@ def kpis_with_warmup(run_id: int | str, warmup_h: float, db: PathLike = DEFAULT_
         tables = store.run_tables(run_id)
     scenario = Scenario.model_validate_json(run["scenario_json"])
     return stats.summarize(recompute_kpis(scenario, tables, float(warmup_h)))
+
+
+def sample_parameters(
+    samples: int,
+    seed: int,
+    params: list[str] | None = None,
+    ranges: dict[str, tuple[float, float]] | None = None,
+) -> Any:
+    """A Latin hypercube of the uncertain quality parameters (default: every one in PARAM_RANGES), as a
+    study's `uncertainty:` draws it: `.names`, `.values` (samples x parameters), `.overrides(k)`."""
+    from twin.uncertainty import sample_parameters as _sample
+
+    try:
+        return _sample(samples, seed, params, ranges)
+    except ValueError as exc:
+        raise TwinError(str(exc)) from None
+
+
+def strategy_robustness(
+    study: str | int,
+    db: PathLike = DEFAULT_DB,
+    constraints: list[str] | None = None,
+    min_yield: float | None = None,
+) -> Any:
+    """Probability of best and expected regret of every strategy of a stored uncertainty study, per objective
+    (`twin compare` prints the same). `study` is a study id, `study:ID`, a study name or its YAML file;
+    constraints as `KPI>=VALUE`. Returns a `twin.robustness.Robustness` (`robustness_json` for plain data)."""
+    from twin import compare as cmp
+    from twin import robustness as rob
+
+    cons = [cmp.Constraint.parse(c) for c in constraints or []]
+    if min_yield is not None:
+        cons.insert(0, cmp.Constraint("final_yield", ">=", min_yield))
+    item = f"study:{study}" if isinstance(study, int) else str(study)
+    with Store(db, read_only=True) as store:
+        sel = cmp.load_selection(store, [item])
+    groups = rob.split_uncertainty(sel)
+    if groups is None:
+        raise TwinError(
+            f"study {sel.study_name} (id {sel.study_id}) sampled no model parameters; run it with "
+            "`uncertainty:` in the study file or `twin study FILE --uncertainty N`"
+        )
+    return rob.robustness(groups, cons)
 
 
 def query(sql: str, db: PathLike = DEFAULT_DB) -> pa.Table:

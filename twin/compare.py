@@ -157,6 +157,7 @@ class Selection:
     study_id: int | None = None
     study_name: str | None = None
     baseline: str | None = None
+    study: dict[str, Any] | None = None  # the study's stored JSON (its uncertainty samples, if any)
 
 
 def _study_id_for(store: Any, item: str) -> int | None:
@@ -190,6 +191,7 @@ def load_selection(store: Any, items: Sequence[str], prices: CostPrices = CostPr
         raise TwinError("give a study (YAML file, name or study:ID) or two or more run ids")
     run_ids: list[int] = []
     study_id = study_name = baseline = None
+    study: dict[str, Any] | None = None
     merge = False
     for item in items:
         if item.isdigit():
@@ -206,9 +208,10 @@ def load_selection(store: Any, items: Sequence[str], prices: CostPrices = CostPr
         st = store.query("SELECT name, study_json FROM studies WHERE study_id = ?", [sid]).to_pylist()[0]
         study_name = st["name"]
         try:
-            baseline = json.loads(st["study_json"]).get("baseline")
-        except (TypeError, ValueError):
-            baseline = None
+            study = json.loads(st["study_json"])
+            baseline = study.get("baseline")
+        except (TypeError, ValueError, AttributeError):
+            study = baseline = None
         ids = store.query("SELECT run_id FROM runs WHERE study_id = ? ORDER BY run_id", [sid]).column(
             "run_id"
         )
@@ -219,7 +222,8 @@ def load_selection(store: Any, items: Sequence[str], prices: CostPrices = CostPr
         raise TwinError("give either a study or run ids, not both")
     for rid in run_ids:
         store.run(rid)  # TwinError naming an unknown run id
-    return Selection(_systems_from_store(store, run_ids, merge, prices), study_id, study_name, baseline)
+    systems = _systems_from_store(store, run_ids, merge, prices)
+    return Selection(systems, study_id, study_name, baseline, study if isinstance(study, dict) else None)
 
 
 def _systems_from_store(store: Any, run_ids: list[int], merge: bool, prices: CostPrices) -> list[System]:

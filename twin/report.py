@@ -30,6 +30,7 @@ SECTIONS = (
     ("wait", "Wait before anneal"),
     ("recipe-effects", "Yield and resistance against setpoint and soak time"),
     ("pareto", "Throughput against yield"),
+    ("robustness", "Robustness to model-parameter uncertainty"),
     ("warmup", "Warm-up (Welch plot)"),
     ("equipment", "Equipment: OEE and bottleneck"),
 )
@@ -147,8 +148,31 @@ def resolve(store: Any, target: str) -> ReportTarget:
         baseline = json.loads(study.get("study_json") or "{}").get("baseline")
     except (ValueError, AttributeError):
         baseline = None
+    runs = _nominal_runs(runs, _uncertainty(study)) or runs
     focus = next((r for r in runs if r.name == baseline), runs[0])
     return ReportTarget("study", f"study {study['study_id']} ({study['name']})", runs, focus, study)
+
+
+def _uncertainty(study: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The parameter samples stored with an uncertainty study (None for any other study or a run)."""
+    try:
+        info = json.loads((study or {}).get("study_json") or "{}").get("uncertainty")
+    except (ValueError, AttributeError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def _nominal_runs(runs: list[ScenarioRun], info: dict[str, Any] | None) -> list[ScenarioRun]:
+    """An uncertainty study's runs of the nominal model, named by strategy: what the other sections show."""
+    if not info:
+        return []
+    from twin.uncertainty import NOMINAL, run_name
+
+    names = {run_name(st, NOMINAL, int(info["samples"])): st for st in info.get("strategies", [])}
+    out = [r for r in runs if r.name in names]
+    for r in out:
+        r.name = names[r.name]
+    return out
 
 
 def _study_name_from_file(path: Path) -> str:
@@ -439,6 +463,83 @@ def pareto_section(t: ReportTarget) -> Section:
     return Section("pareto", head, _figure(svg, cap))
 
 
+def robustness_section(store: Any, t: ReportTarget) -> Section:
+    """Probability of best and expected regret per objective over the parameter samples; what was sampled."""
+    from twin import robustness as rob
+    from twin.compare import load_selection
+
+    head = dict(SECTIONS)["robustness"]
+    if t.kind == "run" or t.study is None or _uncertainty(t.study) is None:
+        text = (
+            "Needs an uncertainty study: one that runs every strategy under samples of the quality model's "
+            "uncertain parameters (`uncertainty: {samples: 20}` in the study file, or `twin study FILE "
+            "--uncertainty 20`)."
+        )
+        return Section("robustness", head, _note(text))
+    groups = rob.split_uncertainty(load_selection(store, [f"study:{t.study['study_id']}"]))
+    assert groups is not None
+    try:
+        r = rob.robustness(groups)
+    except TwinError as exc:
+        return Section("robustness", head, _note(str(exc)))
+    rows = []
+    for obj in r.objectives:
+        ranked = rob.ranked(obj)
+        sense = ("max" if obj.maximize else "min") + (f", {obj.unit}" if obj.unit else "")
+        label = f"{obj.objective}<br><small>{html.escape(obj.kpi)} ({html.escape(sense)})</small>"
+        for i, x in enumerate(ranked):
+            first = f'<th rowspan="{len(ranked)}">{label}</th>' if i == 0 else ""
+            cells = (
+                f"<td>{_fmt(x.nominal)}</td><td>{x.p_best:.2f}</td><td>{_fmt(x.expected_regret)}</td>"
+                f"<td>{100 * x.feasible:.0f} %</td>"
+            )
+            rows.append(f"<tr>{first}<th>{html.escape(x.strategy)}</th>{cells}</tr>")
+    table = (
+        '<table class="kpi"><thead><tr><th>objective</th><th>strategy</th><th>nominal model</th>'
+        "<th>probability of best</th><th>expected regret<br><small>KPI unit</small></th><th>with a value</th>"
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+    s = r.samples
+    par_rows = "".join(
+        f"<tr><th>{html.escape(n)}</th><td>{_fmt(lo)}</td><td>{_fmt(hi)}</td>"
+        f"<td>{'log' if lg else 'linear'}</td></tr>"
+        for n, lo, hi, lg in zip(s.names, s.low, s.high, s.log)
+    )
+    params = (
+        '<table class="kpi"><thead><tr><th>parameter</th><th>low</th><th>high</th><th>sampled in</th></tr>'
+        f"</thead><tbody>{par_rows}</tbody></table>"
+    )
+    head_cells = "".join(f"<th>{html.escape(n)}</th>" for n in s.names)
+    value_rows = "".join(
+        f"<tr><th>{k}</th>" + "".join(f"<td>{_fmt(v)}</td>" for v in s.values[k - 1]) + "</tr>"
+        for k in range(1, s.n + 1)
+    )
+    values = (
+        f'<details><summary>The {s.n} samples</summary><table class="kpi"><thead><tr><th>sample</th>'
+        f"{head_cells}</tr></thead><tbody>{value_rows}</tbody></table></details>"
+    )
+    text = (
+        f"Every strategy ran under the nominal model and under {s.n} Latin-hypercube samples (seed {s.seed}) "
+        f"of {len(s.names)} uncertain quality parameters, with the same random numbers. Probability of best: "
+        "the share of the samples in which a strategy has the best mean over its replications (ties split). "
+        "Expected regret: the mean distance between that sample's best and the strategy's mean, in the KPI's "
+        "unit, over the samples in which it has a value. The other sections show the nominal model's runs."
+    )
+    notes = "".join(
+        _note(f"{o.objective}: no strategy has a value in {100 * o.no_best:.0f} % of the samples.")
+        for o in r.objectives
+        if o.no_best > 0
+    )
+    if r.incomplete:
+        left = ", ".join(map(str, r.incomplete))
+        notes += _note(f"Samples without a run of every strategy, left out: {left}.")
+    return Section(
+        "robustness",
+        head,
+        f"<p>{html.escape(text)}</p>{table}{notes}<h3>Sampled parameters</h3>{params}{values}",
+    )
+
+
 def warmup_section(run: ScenarioRun, data: dict[str, Any]) -> Section:
     head = dict(SECTIONS)["warmup"]
     try:
@@ -563,6 +664,7 @@ def build_report(store: Any, target: str) -> tuple[str, ReportTarget]:
         wait_section(store, t, data),
         recipe_section(t),
         pareto_section(t),
+        robustness_section(store, t),
         warmup_section(t.focus, data),
         equipment_section(t.focus),
     ]

@@ -1,4 +1,5 @@
-"""Study files: a base scenario plus a design (full factorial or named strategies) -> a list of named scenarios.
+"""Study files: a base scenario plus a design (full factorial or named strategies) -> a list of named scenarios,
+each run once per sample of the uncertain quality parameters when the study asks for `uncertainty:`.
 
 Every generated scenario is validated by the Scenario model and shares the study's seed, so replication r of every
 scenario sees the same random numbers (common random numbers; differences between scenarios are paired).
@@ -14,10 +15,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from twin.errors import TwinError
 from twin.scenario import Scenario, _format_errors, load_scenario, scenario_from_dict
+from twin.uncertainty import MAX_SAMPLES, NOMINAL, ParameterSamples, param_ranges, sample_parameters
 
 
 class Strategy(BaseModel):
@@ -28,6 +30,48 @@ class Strategy(BaseModel):
 
     def overrides(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+
+class Uncertainty(BaseModel):
+    """Sampling of the uncertain quality parameters: N Latin-hypercube samples over their PARAM_RANGES."""
+
+    model_config = ConfigDict(extra="forbid")
+    samples: int = Field(
+        description="number of samples (each runs every strategy; the nominal model runs too)"
+    )
+    seed: int | None = Field(
+        None, ge=0, description="seed of the Latin hypercube (default: the study's seed)"
+    )
+    params: list[str] | None = Field(
+        None, description="parameters to sample (default: every one with a range)"
+    )
+
+    @field_validator("samples")
+    @classmethod
+    def _samples(cls, v: int) -> int:
+        if v < 2:
+            raise ValueError(f"at least 2 samples are needed, got {v}")
+        if v > MAX_SAMPLES:
+            raise ValueError(
+                f"at most {MAX_SAMPLES} samples, got {v} (each sample runs every strategy with every replication)"
+            )
+        return v
+
+    @field_validator("params")
+    @classmethod
+    def _params(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("an empty list samples nothing; leave params out to sample every parameter")
+        ranges = param_ranges()
+        for name in v:
+            if name not in ranges:
+                raise ValueError(f"unknown parameter {name!r}; valid: {', '.join(sorted(ranges))}")
+        dup = sorted({n for n in v if v.count(n) > 1})
+        if dup:
+            raise ValueError(f"parameter(s) listed twice: {', '.join(dup)}")
+        return v
 
 
 class Study(BaseModel):
@@ -45,6 +89,9 @@ class Study(BaseModel):
     factors: dict[str, list[Any]] | None = Field(None, description="factorial: dotted field path -> levels")
     strategies: list[Strategy] | None = Field(None, description="strategies: named sets of field overrides")
     baseline: str | None = Field(None, description="scenario the others are compared with")
+    uncertainty: Uncertainty | None = Field(
+        None, description="run every scenario under sampled quality parameters"
+    )
 
     @model_validator(mode="after")
     def _design_fields(self) -> Study:
@@ -69,13 +116,19 @@ class Study(BaseModel):
 
 
 class StudyPlan(BaseModel):
-    """A loaded study with its generated scenarios (in design order) and the resolved baseline name."""
+    """A loaded study with its generated scenarios and the resolved baseline name.
+
+    Without uncertainty, `scenarios` are the design's scenarios in design order and `strategies` their names. With
+    it, `scenarios` holds every strategy x sample, sample by sample (the nominal sample 0 first), named
+    `<strategy>@u<k>`; `strategies` are the design's names and `samples` the sampled parameter values."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
     study: Study
     path: str
     scenarios: list[Scenario]
     baseline: str
+    strategies: list[str] = Field(default_factory=list)
+    samples: ParameterSamples | None = None
 
     @property
     def name(self) -> str:
@@ -92,10 +145,16 @@ class StudyPlan(BaseModel):
         raise TwinError(f"{self.path}: no scenario named {name!r} in study {self.name}")
 
     def to_json(self) -> str:
-        return json.dumps(
-            {"path": self.path, "study": self.study.model_dump(mode="json"), "baseline": self.baseline},
-            sort_keys=True,
-        )
+        data: dict[str, Any] = {
+            "path": self.path,
+            "study": self.study.model_dump(
+                mode="json", exclude={"uncertainty"} if self.samples is None else None
+            ),
+            "baseline": self.baseline,
+        }
+        if self.samples is not None:
+            data["uncertainty"] = self.samples.to_dict() | {"strategies": self.strategies}
+        return json.dumps(data, sort_keys=True)
 
     def hash(self) -> str:
         text = json.dumps([s.model_dump(mode="json") for s in self.scenarios], sort_keys=True)
@@ -235,13 +294,44 @@ def plan_study(study: Study, path: str | Path, base: Scenario | None = None) -> 
         raise TwinError(
             f"{where}: baseline: no scenario named {study.baseline!r} (scenarios: {', '.join(names)})"
         )
-    return StudyPlan(study=study, path=where, scenarios=scenarios, baseline=baseline)
+    if study.uncertainty is None:
+        return StudyPlan(study=study, path=where, scenarios=scenarios, baseline=baseline, strategies=names)
+    samples = _samples(study, where)
+    runs = [_with_sample(sc, samples, k, where) for k in range(NOMINAL, samples.n + 1) for sc in scenarios]
+    return StudyPlan(
+        study=study, path=where, scenarios=runs, baseline=baseline, strategies=names, samples=samples
+    )
 
 
-def load_study(path: str | Path) -> StudyPlan:
-    """Load a study YAML file and expand it into named, validated scenarios."""
+def _samples(study: Study, where: str) -> ParameterSamples:
+    unc = study.uncertainty
+    assert unc is not None
+    seed = study.seed if unc.seed is None else unc.seed
+    try:
+        return sample_parameters(unc.samples, seed, unc.params)
+    except ValueError as exc:
+        raise TwinError(f"{where}: uncertainty: {exc}") from None
+
+
+def _with_sample(scenario: Scenario, samples: ParameterSamples, k: int, where: str) -> Scenario:
+    """Strategy `scenario` under sample k: its own quality overrides with the sampled values on top."""
+    name = samples.run_name(scenario.name, k)
+    data = scenario.model_dump(mode="json")
+    data["quality"] = {**scenario.quality, **samples.overrides(k)}
+    data["name"] = name
+    return scenario_from_dict(data, where=f"{where}: scenario {name!r}")
+
+
+def load_study(path: str | Path, uncertainty: int | None = None) -> StudyPlan:
+    """Load a study YAML file and expand it into named, validated scenarios; `uncertainty` sets (or overrides)
+    the number of samples of `uncertainty:` (the study's own seed and params, if any, are kept)."""
     path = Path(path)
     data = _read_yaml(path)
     data.setdefault("name", path.stem)
+    if uncertainty is not None:
+        if not 2 <= uncertainty <= MAX_SAMPLES:
+            raise TwinError(f"--uncertainty must be between 2 and {MAX_SAMPLES} samples, got {uncertainty}")
+        section = data.get("uncertainty")
+        data["uncertainty"] = (section if isinstance(section, dict) else {}) | {"samples": uncertainty}
     study = parse_study(data, str(path))
     return plan_study(study, path)

@@ -58,6 +58,7 @@ def compare_cmd(
 ) -> None:  # fmt: skip
     """Compare the scenarios of a study (or runs): KPIs with 95 % CIs, differences to the baseline, ranking."""
     from twin import compare as cmp
+    from twin import robustness as rob
     from twin.errors import TwinError
     from twin.store import Store
 
@@ -73,6 +74,12 @@ def compare_cmd(
     prices = cmp.CostPrices.parse(price or [])
     with Store(db, read_only=True) as store:
         sel = cmp.load_selection(store, items, prices)
+    uncertain = rob.split_uncertainty(sel)
+    robust = None
+    if uncertain is not None:  # the plain comparison is of the nominal model's runs
+        sel = uncertain.nominal
+        if uncertain.by_sample:
+            robust = rob.robustness(uncertain, constraints)
     comp = cmp.compare(sel.systems, baseline or sel.baseline, objective, constraints, kpi)
     best = None
     if select_best:
@@ -84,9 +91,17 @@ def compare_cmd(
         data = cmp.comparison_json(comp)
         if best is not None:
             data["select_best"] = {**best.__dict__, "statement": best.statement()}
+        if robust is not None:
+            data["robustness"] = rob.robustness_json(robust)
         typer.echo(json.dumps(data, indent=2, default=str))
         return
     _render(comp, sel, best)
+    if robust is not None:
+        _render_robustness(robust)
+    elif uncertain is not None:
+        console().print(
+            f"no parameter sample has a run of every strategy yet (samples 1..{uncertain.samples.n})"
+        )
 
 
 def _render(comp: object, sel: object, best: object) -> None:
@@ -97,6 +112,8 @@ def _render(comp: object, sel: object, best: object) -> None:
     assert isinstance(comp, Comparison) and isinstance(sel, Selection)
     out = console()
     what = f"study {sel.study_name} (id {sel.study_id})" if sel.study_id is not None else "runs"
+    if (sel.study or {}).get("uncertainty"):
+        what += ", nominal model"
     tbl = Table(
         title=f"{what}: KPI means with 95 % CI; difference to {comp.baseline} (paired, * = significant)"
     )
@@ -143,6 +160,64 @@ def _render(comp: object, sel: object, best: object) -> None:
             out.print(
                 f"  stored as run(s) {', '.join(map(str, best.stored_run_ids))} of study {sel.study_id}"
             )
+
+
+def _render_robustness(robust: object) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from twin.robustness import Robustness, ranked
+
+    assert isinstance(robust, Robustness)
+    out = console()
+    s = robust.samples
+    cons = "; ".join(str(c) for c in robust.constraints) or "none"
+    tbl = Table(
+        title=f"robustness to model-parameter uncertainty: {len(robust.used)} samples of {len(s.names)} "
+        f"parameters (Latin hypercube, seed {s.seed}; constraints: {cons})"
+    )
+    for col in ("objective (kpi, unit)", "strategy", "nominal", "P(best)", "E[regret]", "feasible"):
+        tbl.add_column(
+            escape(col), justify="left" if col in ("objective (kpi, unit)", "strategy") else "right"
+        )
+    for i, obj in enumerate(robust.objectives):
+        if i:
+            tbl.add_section()
+        label = f"{obj.objective} ({obj.kpi}, {'max' if obj.maximize else 'min'}" + (
+            f", {obj.unit})" if obj.unit else ")"
+        )
+        for j, r in enumerate(ranked(obj)):
+            tbl.add_row(
+                label if j == 0 else "",
+                r.strategy,
+                fmt(r.nominal),
+                f"{r.p_best:.2f}",
+                fmt(r.expected_regret),
+                f"{r.feasible:.0%}",
+            )
+    out.print(tbl)
+    notes = [
+        "P(best): share of the samples in which the strategy has the best mean (ties split); E[regret]: mean "
+        "distance to that sample's best, in the KPI's unit, over the samples in which it is feasible (has a "
+        "value and meets the constraints)."
+    ]
+    meeting = " meeting the constraints" if robust.constraints else ""
+    for obj in robust.objectives:
+        if obj.no_best > 0:
+            notes.append(
+                f"{obj.objective}: no strategy has a value{meeting} in {obj.no_best:.0%} of the samples"
+            )
+    if robust.incomplete:
+        notes.append(
+            f"samples without a run of every strategy, left out: {', '.join(map(str, robust.incomplete))}"
+        )
+    params = ", ".join(
+        f"{n} [{lo:.3g}, {hi:.3g}{' log' if lg else ''}]"
+        for n, lo, hi, lg in zip(s.names, s.low, s.high, s.log)
+    )
+    notes.append(f"sampled: {params}")
+    for line in notes:
+        out.print(line, markup=False)
 
 
 def register(app: typer.Typer) -> None:
