@@ -24,7 +24,8 @@ E_C = 1.602176634e-19
 class ParamInfo(NamedTuple):
     """What a parameter is: unit, confidence tag (S source, K literature value, C computed, E estimate; combined as
     S/E = direction from a source, value estimated), source (numbers refer to docs/model.md §5), plausible range,
-    and whether an uncertainty study samples it (spec limits, CVs and reporting settings are the plant's choice)."""
+    and whether an uncertainty study samples it by default: the anneal's physics, which a plant does not measure
+    (spec limits, CVs and reporting settings are its choice; its powder, ALD and buffer it measures)."""
 
     unit: str
     tag: str
@@ -41,6 +42,13 @@ def _p(
 
 
 def _plant(default: float, unit: str, tag: str, source: str, low: float, high: float) -> Any:
+    """A plant choice: a spec limit, a measurement CV, a reporting setting."""
+    return _p(default, unit, tag, source, low, high, uncertain=False)
+
+
+def _measured(default: float, unit: str, tag: str, source: str, low: float, high: float) -> Any:
+    """A property of the plant's own powder, ALD process or buffer that it measures or calibrates (`twin
+    calibrate` fits K_w): uncertain in general, known for a given plant, so not sampled by default."""
     return _p(default, unit, tag, source, low, high, uncertain=False)
 
 
@@ -51,21 +59,21 @@ class QualityParams:
     dependence and not the rate of the reference recipe."""
 
     # -- powder ------------------------------------------------------------------------------------------------
-    bet_m2_g: float = _p(
+    bet_m2_g: float = _measured(
         0.4, "m²/g", "K", "poly-crystalline NCM811; PC vs SC in Trevisanello 2021 [59]", 0.2, 0.6
     )
-    rl0_ppm: float = _p(
+    rl0_ppm: float = _measured(
         1200.0, "ppm Li", "S/E", "after the 750 °C O2 pre-clean [27]; value estimated", 600, 3000
     )
-    d_rl_ald_ppm: float = _p(
+    d_rl_ald_ppm: float = _measured(
         0.0, "ppm Li", "S/E", "ΔRL during ALD besides the film's own uptake; sign from [18]", -300, 300
     )
-    q_ref_mah_g: float = _p(
+    q_ref_mah_g: float = _measured(
         203.0, "mAh/g", "S", "NCM811 ~200 mAh/g at 0.1 C, Laine et al. 2023 [57]", 195, 210
     )
-    fce_ref: float = _p(0.89, "–", "K", "typical NCM811 half cell", 0.86, 0.92)
-    rho_ncm_g_cm3: float = _p(4.75, "g/cm³", "K", "crystallographic density of NCM811", 4.7, 4.8)
-    li_frac_ncm: float = _p(
+    fce_ref: float = _measured(0.89, "–", "K", "typical NCM811 half cell", 0.86, 0.92)
+    rho_ncm_g_cm3: float = _measured(4.75, "g/cm³", "K", "crystallographic density of NCM811", 4.7, 4.8)
+    li_frac_ncm: float = _measured(
         0.0713, "–", "C", "Li mass fraction of LiNi0.8Co0.1Mn0.1O2 (6.94/97.3)", 0.070, 0.073
     )
     l_def0_nm: float = _p(
@@ -80,11 +88,13 @@ class QualityParams:
         10.0, "mg/cm²", "E", "electrode loading at which R_int (geometric) and the rate KPI are stated", 5, 20
     )
     # -- ALD chemistry ------------------------------------------------------------------------------------------
-    gpc_hfo2_nm: float = _p(0.10, "nm/cycle", "K", "TEMAHf/H2O, Hausmann et al. 2002", 0.08, 0.12)
-    gpc_al2o3_nm: float = _p(0.11, "nm/cycle", "S/K", "1.12 Å/cycle on NCM811 [16]; Groner 2004", 0.09, 0.13)
-    n_delay_cycles: float = _p(1.0, "cycles", "E", "nucleation delay on the substrate", 0, 3)
-    rho_am_hfo2_g_cm3: float = _p(9.2, "g/cm³", "K", "as-deposited ALD HfO2 (m-HfO2 9.68)", 8.5, 9.7)
-    rho_am_al2o3_g_cm3: float = _p(3.0, "g/cm³", "K", "Groner 2004 (3.0 at 177 °C)", 2.5, 3.1)
+    gpc_hfo2_nm: float = _measured(0.10, "nm/cycle", "K", "TEMAHf/H2O, Hausmann et al. 2002", 0.08, 0.12)
+    gpc_al2o3_nm: float = _measured(
+        0.11, "nm/cycle", "S/K", "1.12 Å/cycle on NCM811 [16]; Groner 2004", 0.09, 0.13
+    )
+    n_delay_cycles: float = _measured(1.0, "cycles", "E", "nucleation delay on the substrate", 0, 3)
+    rho_am_hfo2_g_cm3: float = _measured(9.2, "g/cm³", "K", "as-deposited ALD HfO2 (m-HfO2 9.68)", 8.5, 9.7)
+    rho_am_al2o3_g_cm3: float = _measured(3.0, "g/cm³", "K", "Groner 2004 (3.0 at 177 °C)", 2.5, 3.1)
     dens_gain_hfo2: float = _p(
         0.03, "–", "S/E", "+2.5 % on HfO2 crystallization, Bagmut 2018 [32]", 0.02, 0.10
     )
@@ -95,7 +105,7 @@ class QualityParams:
     dose_saturation: float = _plant(
         1.0, "–", "E", "eq. 2 dose factor 1 − exp(−t_dose/τ_sat); 1 = saturated", 0.5, 1
     )
-    cv_thickness: float = _p(0.05, "–", "E", "lot-to-lot thickness CV", 0.03, 0.10)
+    cv_thickness: float = _measured(0.05, "–", "E", "lot-to-lot thickness CV", 0.03, 0.10)
     prec_hfo2_mol_m2: float = _plant(
         4.5e-6, "mol/m²/cycle", "C", "1.0 Å × 9.5 g/cm³ / 210.5 g/mol", 3.5e-6, 5.5e-6
     )
@@ -260,7 +270,7 @@ class QualityParams:
         0.1,
     )
     # -- residual-Li growth while waiting ----------------------------------------------------------------------
-    k_w_ppm2_per_h: float = _p(
+    k_w_ppm2_per_h: float = _measured(
         2.7e4,
         "ppm²/h",
         "E",
@@ -268,8 +278,8 @@ class QualityParams:
         2e3,
         2e5,
     )
-    m_rh: float = _p(1.5, "–", "E", "humidity exponent; dry room 1 % RH -> ×0.003", 1, 2)
-    ea_w_kj: float = _p(40.0, "kJ/mol", "E", "temperature dependence of the wet exposure", 20, 60)
+    m_rh: float = _measured(1.5, "–", "E", "humidity exponent; dry room 1 % RH -> ×0.003", 1, 2)
+    ea_w_kj: float = _measured(40.0, "kJ/mol", "E", "temperature dependence of the wet exposure", 20, 60)
     eta_0: float = _p(0.3, "–", "S/E", "barrier as deposited; weak per Huang 2024 [22]", 0, 0.6)
     eta_1: float = _p(0.6, "–", "S/E", "barrier when fully densified [22]", 0.3, 0.9)
     # -- Li transport and interfacial resistance ---------------------------------------------------------------
