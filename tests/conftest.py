@@ -90,6 +90,8 @@ def synthetic_trace(seed: int, horizon_h: float = 200.0, n_lots: int = 80) -> di
             "first_pass": first_pass.tolist(),
             "reason": reason.tolist(),
             "r_int_ohm_cm2": np.where(wip, np.nan, rng.normal(20, 3, n_lots)),
+            "rate_capability": np.where(wip, np.nan, rng.uniform(0.45, 0.55, n_lots)),
+            "d_li_cm2_s": np.where(wip, np.nan, rng.uniform(1e-14, 1e-13, n_lots)),
             "bonding": np.where(wip, np.nan, rng.uniform(0.5, 1.0, n_lots)),
             "ret100": np.where(wip, np.nan, rng.uniform(0.85, 0.95, n_lots)),
             "precursor_mol": rng.uniform(1.0, 2.0, n_lots),

@@ -141,7 +141,7 @@ def test_mm1_simpy_wait_kpi_agrees_with_theory():
         cols = {c: pa.array([float("nan")] * n) for c in ("done_h", "ald_start_h", "ald_end_h", "mass_kg")}
         cols.update(release_h=pa.array(rel), wait_h=pa.array(wait), status=pa.array(["wip"] * n))
         cols.update(first_pass=pa.array([False] * n), reason=pa.array([""] * n))
-        for q in ("r_int_ohm_cm2", "bonding", "ret100", "precursor_mol"):
+        for q in ("r_int_ohm_cm2", "rate_capability", "d_li_cm2_s", "bonding", "ret100", "precursor_mol"):
             cols[q] = pa.array([float("nan")] * n)
         tables = {
             "lots": pa.table(cols),

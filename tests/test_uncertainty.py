@@ -86,7 +86,7 @@ def test_samples_are_deterministic_per_seed_and_per_parameter() -> None:
     b = sample_parameters(12, seed=7)
     c = sample_parameters(12, seed=8)
     assert np.array_equal(a.values, b.values)
-    assert not np.any(np.isclose(a.values, c.values))
+    assert not np.any(np.isclose(a.values, c.values, rtol=1e-9, atol=0.0))  # conductivities are ~1e-10
     # a parameter's column depends on the seed and its own name only: sampling fewer parameters keeps it
     if len(names) >= 2:
         one = sample_parameters(12, seed=7, names=[names[1]])

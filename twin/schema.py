@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SCHEMA_VERSION = 2  # 2: units gained standby_h and unstaffed_h; table states
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)

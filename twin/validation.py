@@ -304,13 +304,20 @@ PHYSICS_CHECKS: tuple[Callable[[QualityParams], Check], ...] = (
 # Strategy checks (the shipped study, run in the line)
 
 
-def strategy_checks(executor: str = "processes", study: Path = STUDY) -> list[Check]:
-    """Run the strategy study and check which anneal each objective chooses."""
+def strategy_checks(
+    executor: str = "processes", study: Path = STUDY, quality: dict[str, float] | None = None
+) -> list[Check]:
+    """Run the strategy study (with `quality` overrides on every strategy) and check which anneal each objective
+    chooses."""
     from twin.compare import OBJECTIVES, compare, difference, systems_from_results
     from twin.executors import make_executor, run_study
     from twin.study import load_study
 
     plan = load_study(study)
+    if quality:
+        plan.scenarios = [
+            sc.model_copy(update={"quality": {**sc.quality, **quality}}) for sc in plan.scenarios
+        ]
     with make_executor(executor) as ex:
         res = run_study(plan, ex)
     systems = systems_from_results(res.runs)
@@ -354,13 +361,14 @@ def strategy_checks(executor: str = "processes", study: Path = STUDY) -> list[Ch
 
 
 def validate(
-    params: QualityParams | None = None, executor: str = "processes", study: bool = True
+    quality: dict[str, float] | None = None, executor: str = "processes", study: bool = True
 ) -> list[Check]:
-    """Every check, physics first, then (if `study`) the strategy study."""
-    p = params or QualityParams()
+    """Every check with the default parameters and the `quality` overrides: physics first, then (if `study`) the
+    strategy study."""
+    p = QualityParams().replace(**(quality or {}))
     checks = [fn(p) for fn in PHYSICS_CHECKS]
     if study:
-        checks.extend(strategy_checks(executor))
+        checks.extend(strategy_checks(executor, quality=quality))
     return checks
 
 

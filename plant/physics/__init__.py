@@ -20,6 +20,7 @@ from plant.physics.params import (
     T_REF_C,
     ParamInfo,
     QualityParams,
+    params_markdown,
 )
 from plant.physics.properties import Properties, properties, property_model
 from plant.physics.spec import (
@@ -51,7 +52,7 @@ __all__ = [
     "ATMOSPHERES", "DOSE_PROCESSES", "DRY_ROOM_RH_PCT", "MATERIALS", "PARAM_INFO", "PARAM_RANGES", "R_KJ", "REASONS",
     "T_REF_C", "AnnealDose", "Assessment", "CoatingState", "ParamInfo", "Properties", "QualityModel",
     "QualityParams", "anneal", "anneal_dose", "assess", "coater", "crystallised_fraction", "equivalent_hours",
-    "film_li_capacity_ppm", "kinetic_integral", "leach_after_anneal", "new_coating", "nominal_thickness_nm",
+    "film_li_capacity_ppm", "kinetic_integral", "params_markdown", "leach_after_anneal", "new_coating", "nominal_thickness_nm",
     "precursor_mol", "predicted_rl_after_anneal", "properties", "property_model", "quality_model",
     "recipe_profile", "rh_from_dew_point", "shell_li_ppm_per_nm", "wait", "wait_budget_h", "waiter",
     "wet_rate_ppm2_per_h",

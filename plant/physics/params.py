@@ -475,3 +475,19 @@ def check_material(material: str) -> None:
 def check_atmosphere(atmosphere: str) -> None:
     if atmosphere not in ATMOSPHERES:
         raise ValueError(f"unknown atmosphere {atmosphere!r}; valid: {', '.join(ATMOSPHERES)}")
+
+
+def params_markdown(params: QualityParams | None = None) -> str:
+    """The parameter table of docs/model.md §3: name, default, unit, tag, range, sampled by default, source."""
+    p = params or QualityParams()
+    rows = [
+        "| name | default | unit | tag | range | sampled | source |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, i in PARAM_INFO.items():
+        rng = f"{i.low:g} – {i.high:g}"
+        rows.append(
+            f"| `{name}` | {getattr(p, name):.6g} | {i.unit} | {i.tag} | {rng} | {'yes' if i.uncertain else '–'} | "
+            f"{i.source} |"
+        )
+    return "\n".join(rows) + "\n"

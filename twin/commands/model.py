@@ -20,6 +20,7 @@ def validate(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write the validation page here (Markdown), e.g. docs/validation.md")] = None,
     executor: Annotated[str, typer.Option("--executor", "-e", help="executor of the strategy study: serial or processes")] = "processes",
     physics_only: Annotated[bool, typer.Option("--physics-only", help="skip the strategy study (the line runs)")] = False,
+    scenario: Annotated[Path | None, typer.Option("--scenario", "-s", help="validate with this scenario's quality: overrides (e.g. calibrated values)")] = None,
 ) -> None:  # fmt: skip
     """Check every behaviour the model must show (nominal lots and the shipped strategy study); exit 1 if any fails."""
     from rich.table import Table
@@ -29,7 +30,12 @@ def validate(
 
     if executor not in ("serial", "processes"):
         raise TwinError(f"--executor must be serial or processes, got {executor!r}")
-    checks = validate(executor=executor, study=not physics_only)
+    quality = None
+    if scenario is not None:
+        from twin.scenario import load_scenario
+
+        quality = dict(load_scenario(scenario).quality)
+    checks = validate(quality, executor=executor, study=not physics_only)
     out = console()
     tbl = Table(title=f"quality model: {sum(c.passed for c in checks)} of {len(checks)} behaviours pass")
     for col in ("behaviour", "model", "result"):
