@@ -193,12 +193,12 @@ class QualityParams:
         0.1,
         0.5,
     )
-    li_per_hf: float = _p(2.0, "Li/Hf", "K", "Li2HfO3 stoichiometry (no low-T data for Hf [A])", 1, 2)
+    li_per_hf: float = _p(2.0, "Li/Hf", "K", "Li2HfO3 stoichiometry (no low-T data for Hf [A §2])", 1, 2)
     li_per_al: float = _p(
         1.0, "Li/Al", "S", "LiAlO2 from Li2CO3 + Al2O3 [A13]; ALD Li–Al–O up to 1.6 [A30]", 1, 1.6
     )
     # -- relithiation of the Li-deficient shell by residual Li (O2) --------------------------------------------
-    ea_r_kj: float = _p(100.0, "kJ/mol", "E", "relithiation kinetics [A]", 60, 150)
+    ea_r_kj: float = _p(100.0, "kJ/mol", "E", "relithiation kinetics, Ea ≈ 100 [A §2]", 60, 150)
     k_r_per_h: float = _p(
         0.03244,
         "1/h",
@@ -212,7 +212,7 @@ class QualityParams:
     )
     relith_dry_air: float = _p(0.5, "–", "E", "21 % O2, CO2 present", 0.2, 0.8)
     relith_air: float = _p(0.2, "–", "S/E", "CO2 and H2O drive carbonate formation instead [A12]", 0, 0.5)
-    relith_n2: float = _p(0.0, "–", "S/E", "no O2: no relithiation sink [A]", 0, 0.1)
+    relith_n2: float = _p(0.0, "–", "S/E", "no O2: no relithiation sink [A §3]", 0, 0.1)
     air_pickup_ppm_per_sqrt_h: float = _p(
         30.0,
         "ppm/√h",
@@ -234,7 +234,9 @@ class QualityParams:
         100,
         250,
     )
-    k_rs_nm2_per_h: float = _p(0.008456, "nm²/h", "C/E", "L_RS = 0.15 nm after 400 °C/2 h O2 [A]", 0.004, 0.1)
+    k_rs_nm2_per_h: float = _p(
+        0.008456, "nm²/h", "C/E", "L_RS = 0.15 nm after 400 °C/2 h O2 [A §1: 0.1–0.5]", 0.004, 0.1
+    )
     f_rs_o2: float = _p(1.0, "–", "E", "O2 suppresses oxygen loss (reference)", 1, 1, uncertain=False)
     f_rs_dry_air: float = _p(2.0, "–", "S/E", "lower pO2: more Ni excess [A23]", 1.5, 4)
     f_rs_air: float = _p(3.0, "–", "S/E", "lower pO2 and CO2 attack [A12, A23]", 2, 5)
@@ -303,7 +305,7 @@ class QualityParams:
         1e-11,
     )
     sigma_rs_s_cm: float = _p(
-        1e-10, "S/cm", "E", "reduced rock-salt surface layer [A, K Lin 2014]", 1e-11, 1e-9
+        1e-10, "S/cm", "E", "reduced rock-salt surface layer [A §6]; raises R_ct (K: Lin 2014)", 1e-11, 1e-9
     )
     sigma_diff_s_cm: float = _p(
         3e-10, "S/cm", "S/E", "insulating interphase of interdiffusion [A1]", 1e-10, 1e-9
@@ -370,7 +372,7 @@ class QualityParams:
         0.3, "1/nm", "S/E", "insulating Zr/Hf interphase above 500 °C degrades cycling [A1]", 0.1, 1
     )
     gamma_diff_al2o3_per_nm: float = _p(0.0, "1/nm", "S/E", "Al doping is not harmful [A3, A4]", 0, 0.3)
-    eps_dope_hfo2: float = _p(0.05, "–", "E", "surface doping benefit of Hf (0.3 × Al [A])", 0, 0.2)
+    eps_dope_hfo2: float = _p(0.05, "–", "E", "surface doping benefit of Hf (0.3 × Al [A §1])", 0, 0.2)
     eps_dope_al2o3: float = _p(
         0.2, "–", "S/E", "Al in the surface: retention up, Li/Ni mixing down [A3]", 0, 0.4
     )
