@@ -52,6 +52,9 @@ class Line:
         self.recipes = scenario.recipes
         self.calendar = Calendar(getattr(scenario, "calendar", None), self.horizon_h)
         self.qp = scenario.quality_params()
+        self.anneal = physics.annealer(
+            self.qp
+        )  # anneal(coating, dose, atmosphere), the parameters bound once
         self._doses: dict[tuple[float, float, float, float], physics.AnnealDose] = {}
         self._batch_ids = 0
         pol = scenario.furnaces.policy

@@ -584,7 +584,7 @@ def test_cached_first_anneal_equals_a_computed_one():
     wait(a, 3.0, 50.0, 25.0, P)
     anneal(a, d, "air", P)  # fills the cache
     anneal(b, d, "air", P)  # uses it
-    annealing._first_effects.cache_clear()
+    annealing.annealer.cache_clear()
     c = new_coating("HfO2", 10, P, -0.2)
     anneal(c, d, "air", P)  # computed afresh
     assert dataclasses.astuple(b) == dataclasses.astuple(c)

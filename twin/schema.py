@@ -124,7 +124,12 @@ LOTS = Table(
         _c("li_uptake", "DOUBLE", "fraction of the film's Li capacity bound (Li-Hf-O / Li-Al-O) 0-1"),
         _c("r_rel", "DOUBLE", "interfacial resistance / the clean uncoated charge-transfer resistance"),
         _c("r_int_ohm_cm2", "DOUBLE", "interfacial resistance, geometric at the model's loading"),
-        _c("r_film_ohm_cm2", "DOUBLE", "the film's share of it (Li transport through film and contact)"),
+        _c(
+            "r_ct_ohm_cm2",
+            "DOUBLE",
+            "its charge-transfer share (the NCM surface, raised by residual Li and mixing)",
+        ),
+        _c("r_film_ohm_cm2", "DOUBLE", "its film share (Li transport through the film and its contact)"),
         _c("d_li_cm2_s", "DOUBLE", "effective Li diffusivity through the film at 25 °C; NULL without film"),
         _c("rl_ppm", "DOUBLE", "residual lithium (true), ppm Li"),
         _c("rl_titration_ppm", "DOUBLE", "what water titration reads (residual plus leached lattice Li)"),

@@ -140,9 +140,9 @@ class Furnace(Unit):
         yield env.timeout(max(0.0, cycle_h - elapsed_h))
         if self.failure_clock == "operating":
             self.ttf_h -= cycle_h
-        anneal, atmosphere, qp = physics.anneal, recipe.atmosphere, line.qp
+        anneal, atmosphere = line.anneal, recipe.atmosphere
         for lot in lots:
-            anneal(lot.coating, dose, atmosphere, qp)
+            anneal(lot.coating, dose, atmosphere)
             lot.anneals += 1
         if not self.staffed:
             yield from self.wait_ready(staff=True)

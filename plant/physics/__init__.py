@@ -2,7 +2,7 @@
 doses of furnace profiles, the coating state through deposition, waiting and annealing, the properties QC and the
 customer see, and the spec check. Pure functions on numbers and arrays; no SimPy, no I/O."""
 
-from plant.physics.annealing import anneal, crystallised_fraction
+from plant.physics.annealing import Annealer, anneal, annealer, crystallised_fraction
 from plant.physics.kinetics import (
     DOSE_PROCESSES,
     AnnealDose,
@@ -50,8 +50,8 @@ from plant.physics.state import (
 
 __all__ = [
     "ATMOSPHERES", "DOSE_PROCESSES", "DRY_ROOM_RH_PCT", "MATERIALS", "PARAM_INFO", "PARAM_RANGES", "R_KJ", "REASONS",
-    "T_REF_C", "AnnealDose", "Assessment", "CoatingState", "ParamInfo", "Properties", "QualityModel",
-    "QualityParams", "anneal", "anneal_dose", "assess", "coater", "crystallised_fraction", "equivalent_hours",
+    "T_REF_C", "AnnealDose", "Annealer", "Assessment", "CoatingState", "ParamInfo", "Properties", "QualityModel",
+    "QualityParams", "anneal", "anneal_dose", "annealer", "assess", "coater", "crystallised_fraction", "equivalent_hours",
     "film_li_capacity_ppm", "kinetic_integral", "params_markdown", "leach_after_anneal", "new_coating", "nominal_thickness_nm",
     "precursor_mol", "predicted_rl_after_anneal", "properties", "property_model", "quality_model",
     "recipe_profile", "rh_from_dew_point", "shell_li_ppm_per_nm", "wait", "wait_budget_h", "waiter",

@@ -14,7 +14,8 @@ from plant.physics.state import CoatingState
 
 
 class Properties(NamedTuple):
-    """What QC and the customer see of a lot (true values; the lots table has one column per field)."""
+    """What QC and the customer see of a lot (true values; the lots table has one column per field). Not 20
+    fields: CPython 3.11 keeps freed 20-tuples on a free list it never reuses (up to 2000 of them)."""
 
     thickness_nm: float  # densified film
     coverage: float  # effective: as deposited, less the grain boundaries of a crystallised film
@@ -25,6 +26,7 @@ class Properties(NamedTuple):
     li_uptake: float  # fraction of the film's Li capacity bound (Li–Hf–O / Li–Al–O)
     r_rel: float  # R_int / r_ct0 (what the EIS spec checks)
     r_int_ohm_cm2: float  # interfacial resistance, geometric at the stated loading
+    r_ct_ohm_cm2: float  # the NCM surface's charge-transfer share (residual Li and mixing raise it)
     r_film_ohm_cm2: float  # the film's share of it (Li transport through the film and its contact)
     d_li_cm2_s: float  # effective Li diffusivity through the film at 25 °C (NaN without a film)
     rl_ppm: float  # residual Li (true)
@@ -58,13 +60,21 @@ def _property_model(params: QualityParams) -> Callable[[CoatingState], Propertie
     w_film, w_dense = p.w_prot_film, p.w_prot_dense
     w_bond = 1.0 - w_film - w_dense
     rough0, rough_min = p.rough0_nm, p.rough_min_nm
-    exp, nan = math.exp, math.nan
+    q_ref, beta_d, d_free, beta_rl, beta_m = (
+        p.q_ref_mah_g, p.beta_d_mah_g_nm, p.d_free_nm, p.beta_rl_mah_g_kppm, p.beta_m_mah_g_pct,
+    )  # fmt: skip
+    fce_ref, phi_rl, phi_m = p.fce_ref, p.phi_rl_per_kppm, p.phi_m_per_pct
+    k_f0, epsilon, g_rl, g_m, g_rs, l_free = (
+        p.k_f0_per_cycle, p.epsilon, p.gamma_rl_per_kppm, p.gamma_m_per_pct, p.gamma_rs_per_nm, p.l_rs_free_nm,
+    )  # fmt: skip
+    leach, phi_leach = p.rl_leach_ppm, p.phi_leach
+    exp, nan, sqrt = math.exp, math.nan, math.sqrt
 
     def properties_of(state: CoatingState) -> Properties:
         x_d, x_c, bond, y = state.x_d, state.x_c, state.bonding, state.li_uptake
         coated = state.thickness0_nm > 0.0
         d = state.thickness0_nm / (1.0 + x_d * gain[state.material])
-        rl = state.rl_ppm
+        rl = state.rl_base_ppm + sqrt(state.e_w_ppm2)
         rl_k = rl / 1000.0
         dmix, l_d = state.dmix_pct, state.l_d_nm
         l_rs = state.l_rs_nm + state.l_li_nm
@@ -78,32 +88,36 @@ def _property_model(params: QualityParams) -> Callable[[CoatingState], Propertie
             roughness = rough0 - (rough0 - rough_min) * state.x_rough
         else:
             r_film, d_li, protection, roughness = 0.0, nan, 0.0, 0.0
-        r_int = (
-            r_ct0 * (1.0 + a_rl * rl_k) * (1.0 + a_m * dmix) + r_film + l_rs * r_rs_per_nm + l_d * r_d_per_nm
-        )
+        r_ct = r_ct0 * (1.0 + a_rl * rl_k) * (1.0 + a_m * dmix)
+        r_int = r_ct + r_film + l_rs * r_rs_per_nm + l_d * r_d_per_nm
+        thick = d - d_free
         q_active = (
-            p.q_ref_mah_g * (1.0 - shell_frac * (l_rs + l_d))
-            - p.beta_d_mah_g_nm * max(0.0, d - p.d_free_nm)
-            - p.beta_rl_mah_g_kppm * rl_k
-            - p.beta_m_mah_g_pct * dmix
+            q_ref * (1.0 - shell_frac * (l_rs + l_d))
+            - (beta_d * thick if thick > 0.0 else 0.0)
+            - beta_rl * rl_k
+            - beta_m * dmix
         )
         drop = q_active * r_int * amps_per_ohm  # IR drop at 1 C over the voltage margin
-        slow = max(0.0, 1.0 - 0.1 * drop)
-        q0 = q_active * slow
-        rate = q_bulk * max(0.0, 1.0 - rate_c * drop) / slow if slow > 0.0 else 0.0
-        fce = p.fce_ref - p.phi_rl_per_kppm * rl_k - p.phi_m_per_pct * dmix
+        slow = 1.0 - 0.1 * drop
+        if slow > 0.0:
+            fast = 1.0 - rate_c * drop
+            q0, rate = q_active * slow, (q_bulk * fast / slow if fast > 0.0 else 0.0)
+        else:
+            q0 = rate = 0.0
+        fce = fce_ref - phi_rl * rl_k - phi_m * dmix
+        thick_rs = l_rs - l_free
         k_f = (
-            p.k_f0_per_cycle
-            * (1.0 - p.epsilon * protection)
+            k_f0
+            * (1.0 - epsilon * protection)
             * (1.0 - eps_dope[state.material] * (1.0 - exp(-l_d)))
-            * (1.0 + p.gamma_rl_per_kppm * rl_k)
-            * (1.0 + p.gamma_m_per_pct * dmix)
-            * (1.0 + p.gamma_rs_per_nm * max(0.0, l_rs - p.l_rs_free_nm))
+            * (1.0 + g_rl * rl_k)
+            * (1.0 + g_m * dmix)
+            * (1.0 + (g_rs * thick_rs if thick_rs > 0.0 else 0.0))
             * (1.0 + gamma_diff[state.material] * l_d)
         )
-        titration = rl + p.rl_leach_ppm * (1.0 - p.phi_leach * coverage * x_d)
+        titration = rl + leach * (1.0 - phi_leach * coverage * x_d)
         return Properties(
-            d, coverage, x_d, x_c, roughness, bond, y, r_int / r_ct0, r_int, r_film, d_li, rl, titration, dmix,
+            d, coverage, x_d, x_c, roughness, bond, y, r_int / r_ct0, r_int, r_ct, r_film, d_li, rl, titration, dmix,
             l_rs, l_d, q0, rate, fce, exp(-100.0 * k_f),
         )  # fmt: skip
 
