@@ -87,6 +87,7 @@ _PHYSICS_STUBS: dict[str, Callable[..., Any]] = {
     "precursor_mol": lambda *a, **k: 0.0,
     "wait_budget_h": lambda *a, **k: math.inf,
     "anneal": lambda *a, **k: None,
+    "annealer": lambda params: lambda state, dose, atmosphere: None,
     "quality_model": lambda params: SimpleNamespace(assess=lambda *a: _PASS, properties=lambda state: None),
 }
 
