@@ -97,7 +97,7 @@ def _effects_of(
 
 class _RlLine(NamedTuple):
     """Residual Li after an anneal as a function of the wet-exposure growth s (ppm) before it:
-    max(floor, offset + slope·s) for s >= s_min. Exact for the anneal's bookkeeping (`anneal.anneal`)."""
+    max(floor, offset + slope·s), exactly the anneal's bookkeeping (`annealing.annealer`)."""
 
     floor: float
     offset: float
