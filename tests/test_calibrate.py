@@ -18,7 +18,14 @@ from twin import calibrate
 from twin.errors import TwinError
 
 # "True" plant: different from every default, so recovering them is not an accident of the start values.
-TRUE = {"ea_d_kj": 118.0, "k_d_per_h": 0.45, "n_d": 1.3, "ea_u_kj": 150.0, "k_u_per_h": 0.18, "k_w_ppm2_per_h": 4.2e4}
+TRUE = {
+    "ea_d_kj": 118.0,
+    "k_d_per_h": 0.45,
+    "n_d": 1.3,
+    "ea_u_kj": 150.0,
+    "k_u_per_h": 0.18,
+    "k_w_ppm2_per_h": 4.2e4,
+}
 
 HEADER = ["lot_id", "setpoint_c", "ramp_c_per_min", "soak_h", "cool_c_per_min", "atmosphere", "wait_h", "rh_pct",
           "x_d", "r_int_ohm_cm2", "rl_ppm"]  # fmt: skip

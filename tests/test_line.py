@@ -162,7 +162,9 @@ def test_quality_in_the_line_follows_the_recipe():
     assert (cold.reason == "under_dense").mean() > 0.9
     hot = final({"setpoint_c": 650.0, "soak_h": 2.0, "atmosphere": "O2"})
     # over-annealed in O2: the rock-salt layer and interdiffusion fail the EIS limit (mixing fails first in N2)
-    assert (hot.status == "scrap").mean() > 0.9 and hot.reason.isin(["resistance", "damage_mixing"]).mean() > 0.9
+    assert (hot.status == "scrap").mean() > 0.9 and hot.reason.isin(
+        ["resistance", "damage_mixing"]
+    ).mean() > 0.9
     assert good.r_int_ohm_cm2.mean() < cold.r_int_ohm_cm2.mean()
     assert good.r_int_ohm_cm2.mean() < hot.r_int_ohm_cm2.mean()
 
