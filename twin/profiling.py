@@ -30,10 +30,12 @@ def profile_to(path: str | os.PathLike[str], fn: Callable[..., T], *args: Any, *
     try:
         return prof.runcall(fn, *args, **kwargs)
     finally:
+        from twin.outputs import write_with
+
         try:
-            prof.dump_stats(str(out))
-        except OSError as exc:
-            raise TwinError(f"--profile {out}: cannot write: {exc.strerror or exc}") from None
+            write_with(out, lambda tmp: prof.dump_stats(str(tmp)))
+        except TwinError as exc:
+            raise TwinError(f"--profile {out}: {exc}") from None
 
 
 def top_functions(path: str | os.PathLike[str], n: int = 15, sort: str = "cumulative") -> str:

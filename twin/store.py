@@ -352,22 +352,20 @@ class Store:
             if t.per_run and t.name in existing
         }
 
-    def export(self, run_id: int | str, directory: str | os.PathLike[str]) -> list[Path]:
-        """Write every per-run table of one run as `<table>.parquet` into `directory`."""
+    def export(self, run_id: int | str, directory: str | os.PathLike[str], force: bool = False) -> list[Path]:
+        """Write every per-run table of one run as `<table>.parquet` into `directory`, all files or none
+        (twin.outputs.write_directory_atomic: a non-empty directory is refused unless `force`)."""
         import pyarrow.parquet as pq
 
+        from twin.outputs import write_directory_atomic
+
         tables = self.run_tables(run_id)
-        out = Path(directory)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            paths = []
-            for name, tbl in tables.items():
-                p = out / f"{name}.parquet"
-                pq.write_table(tbl, p)
-                paths.append(p)
-        except OSError as exc:
-            raise TwinError(f"cannot write to {out}: {exc.strerror or exc}") from None
-        return paths
+
+        def writer(tbl: pa.Table) -> Any:
+            return lambda path: pq.write_table(tbl, path)
+
+        files = {f"{name}.parquet": writer(tbl) for name, tbl in tables.items()}
+        return write_directory_atomic(directory, files, force=force)
 
 
 def insert_arrow(con: duckdb.DuckDBPyConnection, name: str, tbl: pa.Table) -> None:

@@ -112,10 +112,9 @@ def discover(
     if out is None:
         typer.echo(text, nl=False)
     else:
-        try:
-            out.write_text(text)
-        except OSError as exc:
-            raise TwinError(f"cannot write {out}: {exc.strerror or exc}") from None
+        from twin.outputs import write_text_atomic
+
+        write_text_atomic(out, text)
         typer.echo(f"draft tag map written to {out}")
 
 
