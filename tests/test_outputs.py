@@ -247,3 +247,22 @@ def test_sql_and_export_outputs_are_complete_files(history, tmp_path):
     r = invoke("sql", "SELECT * FROM lots", "-f", "csv", "-o", str(tmp_path / "l.csv"), "--db", str(history))
     assert r.exit_code == 0 and len((tmp_path / "l.csv").read_text().splitlines()) == n + 1
     assert isinstance(pq.read_table(tmp_path / "l.parquet"), pa.Table) and leftovers(tmp_path) == []
+
+
+# -- the run history on a full disk ------------------------------------------------------------------------------
+def test_run_on_a_full_disk_stores_nothing_and_leaves_the_history_usable(history, tmp_path):
+    db = tmp_path / "h.duckdb"
+    db.write_bytes(history.read_bytes())
+    (tmp_path / "s.yaml").write_text(SMALL_SCENARIO.format(hours=2000, warmup=20))
+    proc = run_limited(["run", "s.yaml", "--db", "h.duckdb"], tmp_path, db.stat().st_size + 100_000)
+    not_progress = [ln for ln in proc.stderr.splitlines() if not ln.startswith("small: ")]
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert not_progress == [
+        f"error: cannot store the run in h.duckdb (nothing was written): IO Error: Could not write file "
+        f'"{db}": File too large'
+    ]
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*) FROM runs").fetchall() == [(1,)]
+    con.close()
+    r = invoke("run", str(tmp_path / "s.yaml"), "-n", "1", "--hours", "48", "--db", str(db))
+    assert r.exit_code == 0 and "run 2 stored" in r.stdout
