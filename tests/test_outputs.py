@@ -225,13 +225,32 @@ def test_failed_calibration_fragment_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_failed_profile_and_plot_leave_nothing(history, tmp_path):
-    (tmp_path / "s.yaml").write_text(SMALL_SCENARIO.format(hours=48, warmup=0))
-    proc = run_limited(["run", "s.yaml", "-n", "1", "--profile", "run.prof", "--db", "h.duckdb"], tmp_path,
-                       50_000)  # fmt: skip
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "error: --profile run.prof: cannot write run.prof: File too large" in proc.stderr
-    assert not (tmp_path / "run.prof").exists() and leftovers(tmp_path) == []
+def test_failed_profile_leaves_nothing_and_never_hides_the_run_s_own_error(tmp_path, monkeypatch):
+    import cProfile
+
+    from twin.profiling import profile_to
+
+    def half_then_disk_full(self, path):
+        Path(path).write_bytes(b"half a profile")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cProfile.Profile, "dump_stats", half_then_disk_full)
+    out = tmp_path / "run.prof"
+    with pytest.raises(
+        TwinError, match=r"^--profile .*run\.prof: cannot write .*run\.prof: No space left on device$"
+    ):
+        profile_to(out, sum, [1, 2])
+    assert list(tmp_path.iterdir()) == []
+
+    def failing_run():
+        raise TwinError("database h.duckdb is locked by another process")
+
+    with pytest.raises(TwinError, match="is locked by another process"):
+        profile_to(out, failing_run)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_plot_leaves_nothing(history, tmp_path):
     proc = run_limited(["warmup", "1", "--plot", "welch.svg", "--db", str(history)], tmp_path, 5_000)
     one_line_error(proc, r"^error: cannot write welch\.svg: File too large$")
     assert not (tmp_path / "welch.svg").exists() and leftovers(tmp_path) == []
