@@ -152,7 +152,7 @@ def test_discover_marks_only_the_named_signals_writable(plant, tmp_path):
         "tagmap", "discover", plant, "--out", str(tmp_path / "other.yaml"), "--writable", "F9.setpoint_c"
     )
     assert r.exit_code == 2 and r.stderr.startswith(
-        "error: --writable F9.setpoint_c: the server has no such signal"
+        "error: --writable F9.setpoint_c: the server has no such signal (found: "
     )
     assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "other.yaml").exists()
 
