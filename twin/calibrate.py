@@ -529,8 +529,6 @@ def write_fragment(result: FitResult, path: str | Path, source: str = "") -> Pat
     head = [f"# Quality-model parameters fitted by `twin calibrate {source}`".rstrip()]
     head += [f"#   {n}: {result.values[n]:.4g} ± {result.std_errors[n]:.2g} (1 s.e.)" for n in result.names]
     head.append("# Merge this `quality:` section into a scenario file.")
-    try:
-        p.write_text("\n".join(head) + "\n" + yaml.safe_dump(result.fragment(), sort_keys=False))
-    except OSError as exc:
-        raise TwinError(f"cannot write {p}: {exc.strerror or exc}") from None
-    return p
+    from twin.outputs import write_text_atomic
+
+    return write_text_atomic(p, "\n".join(head) + "\n" + yaml.safe_dump(result.fragment(), sort_keys=False))

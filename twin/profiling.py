@@ -19,7 +19,8 @@ T = TypeVar("T")
 def profile_to(path: str | os.PathLike[str], fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Call `fn(*args, **kwargs)` under cProfile, write the stats to `path` (pstats format), return its result.
 
-    The stats are written even when `fn` raises, so a slow failing run can still be inspected.
+    The stats are written even when `fn` raises, so a slow failing run can still be inspected (its own error is
+    raised, not one of writing the stats).
     """
     out = Path(path)
     if out.is_dir():
@@ -28,12 +29,24 @@ def profile_to(path: str | os.PathLike[str], fn: Callable[..., T], *args: Any, *
         raise TwinError(f"--profile {out}: directory {out.parent} does not exist")
     prof = cProfile.Profile()
     try:
-        return prof.runcall(fn, *args, **kwargs)
-    finally:
+        result = prof.runcall(fn, *args, **kwargs)
+    except BaseException:
         try:
-            prof.dump_stats(str(out))
-        except OSError as exc:
-            raise TwinError(f"--profile {out}: cannot write: {exc.strerror or exc}") from None
+            _dump(prof, out)
+        except TwinError:
+            pass  # the run's own error is the one to report
+        raise
+    _dump(prof, out)
+    return result
+
+
+def _dump(prof: cProfile.Profile, out: Path) -> None:
+    from twin.outputs import write_with
+
+    try:
+        write_with(out, lambda tmp: prof.dump_stats(str(tmp)))
+    except TwinError as exc:
+        raise TwinError(f"--profile {out}: {exc}") from None
 
 
 def top_functions(path: str | os.PathLike[str], n: int = 15, sort: str = "cumulative") -> str:

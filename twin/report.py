@@ -679,11 +679,10 @@ def write_report(
 
     with Store(db, read_only=True) as store:
         page, t = build_report(store, target)
+    from twin.outputs import write_text_atomic
+
     out = Path(output)
-    try:
-        if out.parent and not out.parent.exists():
-            raise TwinError(f"cannot write {out}: directory {out.parent} does not exist")
-        out.write_text(page, encoding="utf-8")
-    except OSError as exc:
-        raise TwinError(f"cannot write {out}: {exc.strerror or exc}") from None
+    if out.parent and not out.parent.exists():
+        raise TwinError(f"cannot write {out}: directory {out.parent} does not exist")
+    write_text_atomic(out, page)
     return out, t

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -471,9 +472,12 @@ def plot_welch(results: Sequence[RunWarmup], path: str, window: int | None = Non
         fontsize=8,
     )
     fig.tight_layout()
+    from twin.outputs import write_with
+
+    fmt = Path(path).suffix.lstrip(".").lower() or None  # the temporary name's suffix says nothing
     try:
-        fig.savefig(path)
-    except (OSError, ValueError) as exc:
+        write_with(path, lambda tmp: fig.savefig(tmp, format=fmt))
+    except ValueError as exc:
         raise TwinError(f"cannot write plot {path}: {exc}") from None
     finally:
         plt.close(fig)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from asyncua import Client, ua
@@ -103,6 +104,8 @@ class MirrorStats:
     bad_samples: int = 0
     events: int = 0
     connects: int = 0
+    attempts: int = 0  # connection attempts, failed or not
+    last_error: str = ""  # why the last failed attempt failed
     gaps: int = 0
     missing: list[str] = field(default_factory=list)
     last_by_unit: dict[str, datetime] = field(default_factory=dict)
@@ -182,11 +185,32 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
 
 
+def _certificate_uri(security: str) -> str | None:
+    """The URI in the Subject Alternative Name of the client certificate named by a security string: OPC UA
+    requires the client's application URI to be that one (node-opcua refuses others, BadCertificateUriInvalid),
+    so a certificate from `twin plant cert --client` works whatever URI it was made with. None when unreadable
+    (asyncua then reports the file)."""
+    from cryptography import x509
+
+    parts = [p.strip() for p in security.split(",")]
+    if len(parts) < 4:
+        return None
+    try:
+        data = Path(parts[2]).read_bytes()
+        pem = data.lstrip().startswith(b"-----BEGIN")
+        cert = x509.load_pem_x509_certificate(data) if pem else x509.load_der_x509_certificate(data)
+        uris = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        found = uris.get_values_for_type(x509.UniformResourceIdentifier)
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        return None
+    return found[0] if found else None
+
+
 async def build_client(endpoint: str, opts: MirrorOptions) -> Client:
     """A fresh asyncua Client (never reused after a loss, see OPCUA.md §3), security and user set."""
     client = Client(endpoint, timeout=opts.request_timeout_s, watchdog_intervall=1.0, auto_reconnect=False)
     client.session_timeout = opts.session_timeout_ms
-    client.application_uri = opts.application_uri
+    client.application_uri = (opts.security and _certificate_uri(opts.security)) or opts.application_uri
     if opts.user:
         client.set_user(opts.user)
     if opts.password:
@@ -437,11 +461,13 @@ class Mirror:
             while not self._stop.is_set():
                 self.stats.state = "connecting"
                 client: Client | None = None
+                self.stats.attempts += 1
                 try:
                     client = await connect(self.endpoint, self.opts)
                 except OpcUaUserError:
                     raise
                 except (TimeoutError, Exception) as exc:  # noqa: BLE001 - network: retry
+                    self.stats.last_error = _describe(exc)
                     log.info(
                         "connect to %s failed: %s; retry in %.1f s", self.endpoint, _describe(exc), delay
                     )

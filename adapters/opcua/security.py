@@ -83,8 +83,27 @@ def add_user(path: str | Path, name: str, password: str) -> None:
     if not name or any(c.isspace() for c in name):
         raise OpcUaUserError(f"user name must be non-empty without spaces, got {name!r}")
     users[name] = hash_password(password)
-    p.write_text(yaml.safe_dump(users, sort_keys=True))
-    os.chmod(p, 0o600)
+    write_file_atomic(p, yaml.safe_dump(users, sort_keys=True).encode(), 0o600)
+
+
+def write_file_atomic(path: Path, data: bytes, mode: int) -> None:
+    """Write `data` under a temporary name beside `path` with `mode`, then move it onto `path`: a failure leaves
+    the old file (or none) and no temporary file. (twin.outputs does the same for the twin's own files; the
+    adapters may not import twin.)"""
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), mode)
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(name, path)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
 
 
 class PasswordUserManager(UserManager):
@@ -238,23 +257,63 @@ class CappedInternalServer(InternalServer):
 
 
 # -- certificates ----------------------------------------------------------------------------------------
+def _trusted_certificates(d: Path) -> list[Any]:
+    """The certificates of a trust-list directory, each file checked: DER or PEM certificates only."""
+    from cryptography import x509
+
+    certs = []
+    for f in sorted(d.iterdir()):
+        if f.name.startswith(".") or not f.is_file():
+            continue
+        data = f.read_bytes()
+        if b"PRIVATE KEY-----" in data:
+            raise OpcUaUserError(
+                f"trust list directory {d} holds a private key ({f.name}): a trust list takes certificates "
+                f"only; move the key elsewhere (`twin plant cert --client --trust {d}` copies just the "
+                f"certificate)"
+            )
+        try:
+            pem = data.lstrip().startswith(b"-----BEGIN")
+            certs.append(
+                x509.load_pem_x509_certificate(data) if pem else x509.load_der_x509_certificate(data)
+            )
+        except ValueError:
+            raise OpcUaUserError(
+                f"trust list directory {d}: {f.name} is not a certificate (DER or PEM)"
+            ) from None
+    return certs
+
+
 async def trust_list_validator(trust_dir: str | Path) -> Any:
-    """A certificate validator accepting only client certificates found in `trust_dir` (DER or PEM files)."""
+    """A certificate validator accepting only client certificates found in `trust_dir` (DER or PEM files). A
+    private key or any other file that is not a certificate there is a one-line OpcUaUserError."""
     from asyncua.crypto.truststore import TrustStore
     from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
+    from cryptography import x509
 
     d = Path(trust_dir)
     if not d.is_dir():
         raise OpcUaUserError(f"trust list directory not found: {d}")
-    store = TrustStore([d], [])
+    certs = _trusted_certificates(d)
+
+    class _Checked(TrustStore):
+        async def load_trust(self) -> None:  # the certificates checked above, not asyncua's file loader
+            self._trust_store = x509.verification.Store(certs) if certs else None
+
+    store = _Checked([d], [])
     await store.load()
     opts = CertificateValidatorOptions.TRUSTED_VALIDATION | CertificateValidatorOptions.PEER_CLIENT
     return CertificateValidator(opts, store)
 
 
 async def make_certificate(cert: Path, key: Path, app_uri: str, host: str, client: bool = False) -> None:
-    """A self-signed certificate (DER) and RSA key (PEM) whose URI SAN is `app_uri` (kept when still valid)."""
-    from asyncua.crypto.cert_gen import setup_self_signed_certificate
+    """A self-signed certificate (DER) and RSA key (PEM, mode 0600) whose URI SAN is `app_uri`. An existing key
+    is kept, and so is an existing certificate that is still valid for `app_uri` and `host`. Each file is written
+    under a temporary name and moved into place."""
+    from asyncua.crypto import cert_gen
+    from asyncua.crypto.uacrypto import check_certificate, load_certificate, load_private_key
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
     from cryptography.x509.oid import ExtendedKeyUsageOID
 
     use = (
@@ -262,9 +321,18 @@ async def make_certificate(cert: Path, key: Path, app_uri: str, host: str, clien
         if client
         else [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
     )
-    cert.parent.mkdir(parents=True, exist_ok=True)
-    key.parent.mkdir(parents=True, exist_ok=True)
     subject = {"commonName": f"ald-anneal-twin {'client' if client else 'plant server'}",
                "organizationName": "ald-anneal-twin"}  # fmt: skip
-    await setup_self_signed_certificate(key, cert, app_uri, host, use, subject)
-    os.chmod(key, 0o600)
+    new_key = not key.is_file()
+    if new_key:
+        private_key = cert_gen.generate_private_key()
+        write_file_atomic(key, cert_gen.dump_private_key_as_pem(private_key), 0o600)
+    else:
+        private_key = await load_private_key(key)
+    renew = new_key or not cert.is_file() or check_certificate(await load_certificate(cert), app_uri, host)
+    if renew:
+        names = [x509.UniformResourceIdentifier(app_uri), x509.DNSName(host)]
+        made = cert_gen.generate_self_signed_app_certificate(
+            private_key, app_uri, subject, names, use, days=365
+        )
+        write_file_atomic(cert, made.public_bytes(encoding=Encoding.DER), 0o644)

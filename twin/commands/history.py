@@ -225,14 +225,18 @@ def sql(
 
 
 def _write_result(tbl: pa.Table, fmt_name: str, output: Path | None) -> None:
+    """Write a query result as csv, json or parquet to `output` (moved into place whole, see twin.outputs) or
+    to stdout. A result the format cannot hold (a list column in CSV, an interval in Parquet) is one line."""
     import io
     import json
 
+    import pyarrow as pa
+
+    from twin.outputs import write_parquet_atomic
+
     try:
         if fmt_name == "parquet":
-            import pyarrow.parquet as pq
-
-            pq.write_table(tbl, output)
+            write_parquet_atomic(output, tbl)
         elif fmt_name == "csv":
             import pyarrow.csv as pacsv
 
@@ -243,8 +247,12 @@ def _write_result(tbl: pa.Table, fmt_name: str, output: Path | None) -> None:
             rows = tbl.to_pylist()
             text = json.dumps(rows, default=str, indent=None, allow_nan=False, cls=_NanEncoder)
             _emit(text + "\n", output)
+    except pa.ArrowException as exc:
+        where = f" to {output}" if output is not None else ""
+        reason = str(exc).strip().splitlines()[0]
+        raise TwinError(f"cannot write the result as {fmt_name}{where}: {reason}") from None
     except OSError as exc:
-        raise TwinError(f"cannot write {output}: {exc.strerror or exc}") from None
+        raise TwinError(f"cannot write {output or 'to stdout'}: {exc.strerror or exc}") from None
     if output is not None:
         console(stderr=True).print(f"{tbl.num_rows} rows written to {output}")
 
@@ -277,20 +285,25 @@ def _emit(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text)
     else:
-        output.write_text(text)
+        from twin.outputs import write_text_atomic
+
+        write_text_atomic(output, text)
 
 
 # -- twin export --------------------------------------------------------------------------------------------
 def export(
     run_id: Annotated[str, typer.Argument(metavar="RUN", help="run id (see `twin runs list`)")],
-    to: Annotated[Path, typer.Option("--to", help="directory for the Parquet files")],
+    to: Annotated[Path, typer.Option("--to", help="directory for the Parquet files (new or empty)")],
     db: Annotated[Path, DB_OPTION] = Path("twin.duckdb"),
-) -> None:
-    """Export one run as Parquet files, one per table (runs, lots, batches, events, units, kpis, kpi_summary)."""
+    force: Annotated[bool, typer.Option("--force", help="write into a non-empty directory, replacing files of the same names")] = False,
+) -> None:  # fmt: skip
+    """Export one run as Parquet files, one per table (runs, lots, batches, events, units, kpis, kpi_summary).
+
+    All files or none: they are written beside the directory first and moved into it at the end."""
     from twin.store import Store
 
     with Store(db, read_only=True) as store:
-        paths = store.export(run_id, to)
+        paths = store.export(run_id, to, force=force)
     console().print(f"run {run_id}: wrote " + ", ".join(p.name for p in paths) + f" to {to}")
 
 

@@ -29,6 +29,10 @@ def register(app: typer.Typer) -> None:
 def _options(user: str | None, password: str | None, security: str | None, **kw: float):
     from adapters.opcua.client import MirrorOptions
 
+    quiet = logging.getLogger("asyncua")  # its warnings (e.g. a certificate's host name) are not the user's
+    if quiet.level < logging.ERROR:
+        quiet.setLevel(logging.ERROR)
+
     return MirrorOptions(user=user, password=password, security=security, **kw)
 
 
@@ -71,6 +75,10 @@ def mirror(
     stats = live.run_mirror(endpoint, tags, db, opts, duration, sc, status)
     if not quiet:
         sys.stderr.write("\n")
+    if stats.connects == 0:
+        why = f" (last attempt: {stats.last_error})" if stats.last_error else ""
+        tries = f"{stats.attempts} attempt{'s' if stats.attempts != 1 else ''}"
+        raise TwinError(f"never connected to {endpoint} in {tries}{why}; nothing was mirrored")
     typer.echo(f"mirrored {stats.samples} samples ({stats.bad_samples} flagged), {stats.events} server events, "
                f"{stats.connects} connection(s), {stats.gaps} gap(s) into {db}")  # fmt: skip
     for m in stats.missing:
@@ -101,21 +109,23 @@ def discover(
     endpoint: Annotated[str, typer.Argument(help="opc.tcp://HOST:PORT", show_default=False)],
     out: Annotated[Path | None, typer.Option(help="write the draft map here (default: print it)")] = None,
     root: Annotated[str, typer.Option(help="browse path to start from")] = "/Objects",
+    writable: Annotated[list[str] | None, typer.Option("--writable", help="UNIT.SIGNAL of the draft to mark writable (repeat it; nothing else is)")] = None,
     user: User = None,
     password: Password = None,
     security: Security = None,
-) -> None:
-    """Browse a server and write a draft tag map (browse paths, guessed signal names and types)."""
+) -> None:  # fmt: skip
+    """Browse a server and write a draft tag map (browse paths, guessed signal names and types).
+
+    Nothing in the draft is writable unless named with --writable (`twin plant write` refuses other tags)."""
     from twin import live
 
-    text = live.discover_tagmap(endpoint, root, _options(user, password, security))
+    text = live.discover_tagmap(endpoint, root, _options(user, password, security), tuple(writable or ()))
     if out is None:
         typer.echo(text, nl=False)
     else:
-        try:
-            out.write_text(text)
-        except OSError as exc:
-            raise TwinError(f"cannot write {out}: {exc.strerror or exc}") from None
+        from twin.outputs import write_text_atomic
+
+        write_text_atomic(out, text)
         typer.echo(f"draft tag map written to {out}")
 
 

@@ -4,7 +4,6 @@ and its hashed user list. Parsing only; the server lives in adapters/opcua/serve
 
 from __future__ import annotations
 
-import getpass
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -89,18 +88,27 @@ def serve(
 
 
 def cert(
-    out: Annotated[Path, typer.Option(help="directory for the certificate and key")] = Path("pki"),
+    out: Annotated[Path, typer.Option(help="directory for the certificate and its private key")] = Path("pki"),
     name: Annotated[str | None, typer.Option(help="file stem (default: server, or client with --client)")] = None,
     host: Annotated[str, typer.Option(help="host name in the certificate")] = "localhost",
     app_uri: Annotated[str | None, typer.Option(help="application URI (must match the application using it)")] = None,
-    client: Annotated[bool, typer.Option("--client", help="a client certificate (for a trust list) instead of the server's")] = False,
+    client: Annotated[bool, typer.Option("--client", help="a client certificate instead of the server's")] = False,
+    trust: Annotated[Path | None, typer.Option(help="also copy the certificate, never the key, into this trust-list directory (e.g. the server's --trust-dir)")] = None,
 ) -> None:  # fmt: skip
-    """Generate a self-signed certificate (DER) and private key (PEM); kept if they exist and are valid."""
+    """Generate a self-signed certificate (DER) and private key (PEM) in --out; kept if they exist and are valid.
+
+    The private key stays in --out; --trust DIR puts a copy of the certificate alone into a trust list."""
     import asyncio
 
     from adapters.opcua.security import make_certificate
     from adapters.opcua.server import APPLICATION_URI
+    from twin.outputs import write_bytes_atomic
 
+    if trust is not None and trust.resolve() == out.resolve():
+        raise TwinError(
+            f"--trust {trust} is the --out directory: the private key must not go into a trust list; "
+            f"give --out another directory"
+        )
     stem = name or ("client" if client else "server")
     uri = app_uri or (CLIENT_URI if client else APPLICATION_URI)
     cert_path, key_path = out / f"{stem}_cert.der", out / f"{stem}_key.pem"
@@ -108,22 +116,30 @@ def cert(
         asyncio.run(make_certificate(cert_path, key_path, uri, host, client=client))
     except OSError as exc:
         raise TwinError(f"cannot write certificate to {out}: {exc.strerror or exc}") from None
-    typer.echo(f"certificate {cert_path}\nprivate key {key_path}\napplication URI {uri}")
+    lines = [f"certificate {cert_path}", f"private key {key_path}"]
+    if trust is not None:
+        copy = write_bytes_atomic(trust / cert_path.name, cert_path.read_bytes())
+        lines.append(f"trusted copy {copy}")
+    typer.echo("\n".join([*lines, f"application URI {uri}"]))
 
 
 def user_add(
     users_file: Annotated[Path, typer.Argument(help="users file (created if missing)", show_default=False)],
     name: Annotated[str, typer.Argument(help="user name", show_default=False)],
-    password: Annotated[str | None, typer.Option(help="password (default: prompt; avoid on shared machines)")] = None,
+    password: Annotated[str | None, typer.Option(help="password (default: the TWIN_OPCUA_PASSWORD variable, else a prompt)", envvar="TWIN_OPCUA_PASSWORD", show_envvar=False)] = None,
 ) -> None:  # fmt: skip
-    """Add or replace a user; the password is stored as a salted scrypt hash."""
+    """Add or replace a user; the password is stored as a salted scrypt hash.
+
+    The password comes from --password, else the TWIN_OPCUA_PASSWORD variable (which the client commands also
+    read), else a prompt."""
     from adapters.opcua.security import add_user
 
     if password is None:
-        password = getpass.getpass(f"password for {name}: ")
-        if password != getpass.getpass("again: "):
-            raise TwinError("passwords do not match")
+        password = typer.prompt(f"password for {name}", hide_input=True, confirmation_prompt=True)
     if not password:
         raise TwinError("empty password")
-    add_user(users_file, name, password)
+    try:
+        add_user(users_file, name, password)
+    except OSError as exc:
+        raise TwinError(f"cannot write {users_file}: {exc.strerror or exc}") from None
     typer.echo(f"user {name} written to {users_file}")

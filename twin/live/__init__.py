@@ -106,17 +106,30 @@ def check_tagmap(tags: str | os.PathLike[str], endpoint: str, options: Any = Non
 
 
 @_user_errors
-def discover_tagmap(endpoint: str, root: str = "/Objects", options: Any = None) -> str:
-    """Browse a server and return a draft tag map as YAML text."""
+def discover_tagmap(
+    endpoint: str, root: str = "/Objects", options: Any = None, writable: tuple[str, ...] = ()
+) -> str:
+    """Browse a server and return a draft tag map as YAML text. Nothing in it is writable but the signals named
+    in `writable` (`UNIT.SIGNAL` as the draft names them)."""
     from adapters.opcua.tagmap import OpcUaUserError, discover, dump_tagmap
 
     _check_endpoint(endpoint)
+    for target in writable:
+        if "." not in target:
+            raise TwinError(f"--writable {target!r} must be UNIT.SIGNAL, e.g. F1.setpoint_c")
 
     async def job(client: Any) -> str:
         try:
             tm = await discover(client, root)
         except LookupError as exc:
             raise OpcUaUserError(f"--root {root}: {exc}") from None
+        for target in writable:
+            unit, _, signal = target.partition(".")
+            sig = tm.units[unit].signals.get(signal) if unit in tm.units else None
+            if sig is None:
+                known = ", ".join(f"{u}.{s}" for u, x in tm.units.items() for s in x.signals)
+                raise OpcUaUserError(f"--writable {target}: the server has no such signal (found: {known})")
+            sig.writable = True
         return dump_tagmap(tm)
 
     return asyncio.run(_session(endpoint, options, job))
