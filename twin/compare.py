@@ -56,9 +56,12 @@ class CostPrices:
             if not sep or key not in names:
                 raise TwinError(f"--price {item!r}: expected NAME=VALUE with NAME one of {', '.join(names)}")
             try:
-                prices = replace(prices, **{key: float(val)})
+                value = float(val)
             except ValueError:
                 raise TwinError(f"--price {item!r}: {val!r} is not a number") from None
+            if not math.isfinite(value):
+                raise TwinError(f"--price {item!r}: the price must be a finite number")
+            prices = replace(prices, **{key: value})
         return prices
 
 
@@ -170,11 +173,9 @@ def _study_id_for(store: Any, item: str) -> int | None:
     name = item
     p = Path(item)
     if p.suffix in (".yaml", ".yml"):
-        if not p.is_file():
-            raise TwinError(f"{item}: file not found")
-        from twin.study import _read_yaml
+        from twin.study import study_name
 
-        name = str(_read_yaml(p).get("name") or p.stem)
+        name = study_name(p)
     row = (
         store.query("SELECT max(study_id) AS sid FROM studies WHERE name = ?", [name])
         .column("sid")[0]
@@ -394,9 +395,12 @@ class Constraint:
         if not m:
             raise TwinError(f"--constraint {text!r}: expected KPI>=VALUE or KPI<=VALUE, e.g. wait_p95_h<=8")
         try:
-            return cls(m.group(1), m.group(2), float(m.group(3)))
+            value = float(m.group(3))
         except ValueError:
             raise TwinError(f"--constraint {text!r}: {m.group(3)!r} is not a number") from None
+        if not math.isfinite(value):
+            raise TwinError(f"--constraint {text!r}: the bound must be a finite number")
+        return cls(m.group(1), m.group(2), value)
 
     def holds(self, mean: float) -> bool:
         if not math.isfinite(mean):

@@ -27,14 +27,16 @@ DB_OPTION = typer.Option(help="DuckDB run-history file")
 # -- helpers shared by the command modules ------------------------------------------------------------------
 def cli_errors(fn: F) -> F:
     """Turn a TwinError into `error: <message>` on stderr and exit code 2 (also under Typer's CliRunner),
-    and Ctrl-C into `interrupted` and exit code 130."""
+    and Ctrl-C into `interrupted` and exit code 130. A float option or argument given as NaN or infinity is
+    refused the same way before the command runs."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            _refuse_non_finite(kwargs)
             return fn(*args, **kwargs)
         except user_error_types() as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {one_line(str(exc))}", file=sys.stderr)
             # SystemExit, not typer.Exit: `app(standalone_mode=False)` returns typer.Exit's code instead of exiting
             sys.exit(2)
         except KeyboardInterrupt:
@@ -42,6 +44,33 @@ def cli_errors(fn: F) -> F:
             sys.exit(130)  # typer would turn it into Exit(130), which `main()` does not pass on
 
     return wrapper  # type: ignore[return-value]
+
+
+def one_line(text: str) -> str:
+    """A message as one line: line breaks and other control characters written as escapes."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
+def _refuse_non_finite(params: dict[str, Any]) -> None:
+    """TwinError naming the first float parameter (or item of a repeated one) that is NaN or infinite."""
+    for name, value in params.items():
+        for v in value if isinstance(value, list | tuple) else (value,):
+            if isinstance(v, float) and not math.isfinite(v):
+                raise TwinError(f"{_option_name(name)} must be a finite number, got {v}")
+
+
+def _option_name(param: str) -> str:
+    """How the user wrote parameter `param` of the running command: its long option (`--hours`) or argument."""
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    for p in ctx.command.params if ctx is not None else ():
+        if p.name == param:
+            longest = max(p.opts, key=len) if p.opts else param
+            return longest if isinstance(p, click.Option) else (p.human_readable_name or param)
+    return "--" + param.replace("_", "-")
 
 
 def console(stderr: bool = False) -> Console:
