@@ -94,3 +94,11 @@ def _kind(data: Any) -> str:
     if isinstance(data, str):
         return "a single string"
     return f"a single value ({type(data).__name__})"
+
+
+def one_line(text: str) -> str:
+    """A message as one line: line breaks and other unprintable characters (from a file's keys or values)
+    written as escapes."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)

@@ -22,7 +22,7 @@ from plant.calendar import PRESETS, WEEKDAYS
 from plant.physics import ATMOSPHERES, MATERIALS, QualityParams
 from plant.policies import POLICIES
 from twin.errors import TwinError
-from twin.inputs import load_yaml, read_text
+from twin.inputs import load_yaml, one_line, read_text
 from twin.limits import Limits, scenario_limit_errors
 
 PositiveHours = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -340,7 +340,7 @@ def _format_errors(path: str, err: ValidationError) -> list[str]:
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown field"
-        lines.append(f"{path}: {_loc(loc)}: {msg}")
+        lines.append(one_line(f"{path}: {_loc(loc)}: {msg}"))
     return lines
 
 
@@ -386,13 +386,13 @@ def _parse(path: Path) -> tuple[Scenario | None, list[str]]:
     try:
         data = load_yaml(path, "a scenario")
     except TwinError as exc:
-        return None, [str(exc)]
+        return None, [one_line(str(exc))]
     arr = data.get("arrivals")
     if isinstance(arr, dict) and arr.get("plan_csv") and not arr.get("plan"):
         try:
             arr = dict(arr, plan=_read_plan_csv((path.parent / str(arr["plan_csv"])), where))
         except (_PlanError, TwinError) as exc:
-            return None, [str(exc)]
+            return None, [one_line(str(exc))]
         data = dict(data, arrivals=arr)
     data.setdefault("name", path.stem)
     try:

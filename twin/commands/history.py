@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from twin.errors import TwinError, user_error_types
+from twin.inputs import one_line
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -46,31 +47,13 @@ def cli_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def one_line(text: str) -> str:
-    """A message as one line: line breaks and other control characters written as escapes."""
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
-
-
 def _refuse_non_finite(params: dict[str, Any]) -> None:
-    """TwinError naming the first float parameter (or item of a repeated one) that is NaN or infinite."""
+    """TwinError naming the first float parameter (or item of a repeated one) that is NaN or infinite; the
+    option is named as Typer derives it from the parameter (`min_yield` -> `--min-yield`)."""
     for name, value in params.items():
         for v in value if isinstance(value, list | tuple) else (value,):
             if isinstance(v, float) and not math.isfinite(v):
-                raise TwinError(f"{_option_name(name)} must be a finite number, got {v}")
-
-
-def _option_name(param: str) -> str:
-    """How the user wrote parameter `param` of the running command: its long option (`--hours`) or argument."""
-    import click
-
-    ctx = click.get_current_context(silent=True)
-    for p in ctx.command.params if ctx is not None else ():
-        if p.name == param:
-            longest = max(p.opts, key=len) if p.opts else param
-            return longest if isinstance(p, click.Option) else (p.human_readable_name or param)
-    return "--" + param.replace("_", "-")
+                raise TwinError(f"--{name.replace('_', '-')} must be a finite number, got {v}")
 
 
 def console(stderr: bool = False) -> Console:
