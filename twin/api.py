@@ -97,8 +97,7 @@ def run_scenario(
         raise TwinError(f"--replications must be at least 1, got {replications}")
     if replications is not None:
         _check_replications(scenario, replications, "--replications")
-    if seed is not None and seed < 0:
-        raise TwinError(f"--seed must be zero or positive, got {seed}")
+    _check_seed(seed)
     if isinstance(db, Store):
         return _run_replications(scenario, replications, seed, store=db, progress=progress)
     if db is not None:
@@ -133,6 +132,7 @@ def run_to_precision(
     if not 2 <= min_replications <= max_replications:
         raise TwinError(f"need 2 <= min replications ({min_replications}) <= max ({max_replications})")
     _check_replications(scenario, max_replications, "--max-replications")
+    _check_seed(seed)
     if db is not None:
         open_store(db).close()
     base_seed = int(scenario.seed if seed is None else seed)
@@ -155,6 +155,11 @@ def run_to_precision(
         with open_store(db) as store:
             store_run(store, result)
     return result, precision
+
+
+def _check_seed(seed: int | None) -> None:
+    if seed is not None and not 0 <= seed <= 2**63 - 1:
+        raise TwinError(f"--seed must be between 0 and 2**63 - 1 (a BIGINT of the run history), got {seed}")
 
 
 def _check_replications(scenario: Any, replications: int, option: str) -> None:

@@ -111,7 +111,9 @@ class Ald(_Model):
     time_distribution: Literal["fixed", "gamma", "exponential"] = Field(
         "gamma", description="batch time around its nominal value: fixed, gamma with time_cv, or exponential"
     )
-    time_cv: NonNegFloat = Field(0.1, description="coefficient of variation of the batch time (gamma)")
+    time_cv: Annotated[float, Field(ge=0, le=10)] = Field(
+        0.1, description="coefficient of variation of the batch time (gamma)"
+    )
     mtbf_h: PositiveHours | None = Field(
         300.0, description="mean operating hours between failures; null = none"
     )

@@ -239,6 +239,10 @@ def apply_overrides(base: Scenario, name: str, overrides: dict[str, Any], where:
     """A copy of `base` named `name` with the dotted-path overrides, validated; TwinError names `where` + field."""
     data = base.model_dump(mode="json")
     for path, value in overrides.items():
+        if not isinstance(path, str):
+            raise TwinError(
+                f"{where}: scenario {name!r}: {path!r}: a field path must be text, e.g. furnaces.count"
+            )
         try:
             set_path(data, path, value)
         except ValueError as exc:
@@ -321,8 +325,9 @@ def _check_lots(scenarios: list[Scenario], per_design: int, limits: Limits, wher
     if total > limits.lots_per_study:
         runs = len(scenarios) * per_design
         raise TwinError(
-            f"{where}: {runs} runs x their replications = about {total:.3g} lots, over the limit of "
-            f"{limits.lots_per_study} lots per study; raise limits.lots_per_study in the study file to allow it"
+            f"{where}: {runs} runs add up to about {total:.3g} lots (replications x lots per replication), over "
+            f"the limit of {limits.lots_per_study} lots per study; raise limits.lots_per_study in the study file "
+            "to allow it"
         )
 
 
