@@ -4,6 +4,7 @@ text or not a mapping end in one line naming the file or option, the limit and h
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -363,3 +364,10 @@ def test_a_key_with_a_line_break_stays_one_line(tmp_path):
     errors = scenario_errors(p)
     assert errors == [f"{p}: recipes.a\\nb.setpoint_c: Input should be less than or equal to 1200"]
     assert one_error(invoke("run", str(p), "--db", str(tmp_path / "t.duckdb"))) == "error: " + errors[0]
+
+
+def test_docs_limits_table_lists_every_limit_with_its_default():
+    text = (REPO / "docs" / "limits.md").read_text()
+    rows = dict(re.findall(r"^\| `(\w+)` \| (\d+) \|", text, flags=re.M))
+    assert {k: float(v) for k, v in rows.items()} == {k: float(v) for k, v in Limits().model_dump().items()}
+    assert f"at most {MAX_UNITS}" in text
