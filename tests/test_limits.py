@@ -371,3 +371,17 @@ def test_docs_limits_table_lists_every_limit_with_its_default():
     rows = dict(re.findall(r"^\| `(\w+)` \| (\d+) \|", text, flags=re.M))
     assert {k: float(v) for k, v in rows.items()} == {k: float(v) for k, v in Limits().model_dump().items()}
     assert f"at most {MAX_UNITS}" in text
+
+
+def test_forecast_hours_and_replications_are_checked_against_the_limits():
+    from twin.live.forecast import forecast
+
+    sc = load_scenario(SCENARIOS / "baseline.yaml")
+    with pytest.raises(TwinError) as exc:
+        forecast(sc, None, 1e9, 3)  # refused before the mirrored state is used
+    assert str(exc.value) == (
+        f"forecast of scenario baseline with --hours 1e+09 -n 3: horizon_h: 1e+09 h is over the limit of 100000 h; "
+        f"raise limits.horizon_h {RAISE}"
+    )
+    with pytest.raises(TwinError, match=r"-n 5000: replications: 5000 is over the limit of 1000; raise"):
+        forecast(sc, None, 12, 5000)
