@@ -385,3 +385,22 @@ def test_forecast_hours_and_replications_are_checked_against_the_limits():
     )
     with pytest.raises(TwinError, match=r"-n 5000: replications: 5000 is over the limit of 1000; raise"):
         forecast(sc, None, 12, 5000)
+
+
+def test_select_best_replications_are_checked_against_the_stored_scenarios_limits(tmp_path):
+    write(tmp_path, "horizon_h: 24\nwarmup_h: 2\nreplications: 2\n", "base.yaml")
+    study = write(
+        tmp_path, "name: sb\nbase: base.yaml\nreplications: 2\n" + STUDY[STUDY.index("design") :], "st.yaml"
+    )
+    db = str(tmp_path / "t.duckdb")
+    assert invoke("study", str(study), "--executor", "serial", "--db", db).exit_code == 0
+    line = one_error(
+        invoke("compare", str(study), "--select-best", "--delta", "1", "--max-reps", "5000", "--db", db)
+    )
+    assert line == (
+        f"error: --max-reps 5000 is over the limit of 1000 replications (scenario a); raise limits.replications {RAISE}"
+    )
+    line = one_error(
+        invoke("compare", str(study), "--select-best", "--delta", "1", "--n0", "2000", "--db", db)
+    )
+    assert line.startswith("error: --n0 2000 is over the limit of 1000 replications (scenario a)")

@@ -582,6 +582,7 @@ def select_best(
     Needs systems from one study with one seed (CRN). New replications of a scenario are stored, if `db` is given,
     as one more run of that scenario in the same study (one transaction per scenario).
     """
+    from twin.limits import run_limit_error
     from twin.runner import collect, simulate_replication, store_run
     from twin.scenario import scenario_from_dict
     from twin.selection import kn_select, rinott_select
@@ -606,6 +607,13 @@ def select_best(
         raise TwinError(f"--select-best needs n0 >= 2 replications, got {n0}")
     scenarios: dict[int, Any] = {}
     new: dict[int, list[Any]] = {}
+    for i, s in enumerate(systems):  # more replications of a stored scenario stay within its limits
+        if s.scenario_json and max(n0, max_reps) > s.n:
+            scenarios[i] = scenario_from_dict(json.loads(s.scenario_json), where=f"run {s.run_ids[0]}")
+            for option, n in (("--n0", n0), ("--max-reps", max_reps)):
+                message = run_limit_error(scenarios[i], n, option)
+                if message is not None:
+                    raise TwinError(message)
 
     def sample(i: int, r: int) -> float:
         s = systems[i]
