@@ -427,12 +427,14 @@ def test_mutated_study_files_list_with_one_line_errors(work: Path, case: tuple[b
 NUMBERS = ["nan", "NaN", "inf", "-inf", "+inf", "1e999", "-1", "0", "-0", "0.5", "2", "3", "1e-300", "1e15",
            "99999999999999999999", "abc", "", " 2", "0x10", "1_0", "\u0663"]  # fmt: skip
 INTS = ["-1", "0", "1", "2", "3", "1000", "1000000000", "99999999999999999999", "1.5", "abc", ""]
-SANE = ["1", "2", "3", "0.5", "0.9", "4"]  # drawn as often as the odd values: commands that go on to do work
+# plain values, drawn about as often as the odd ones, so that many commands go on to do their work
+SANE = ["1", "2", "3", "0.5", "0.9", "4"]
+HOURS = ["2", "3", "4", "5", "6"]
 
 
 def _options(draw: st.DrawFn, choices: dict[str, list[str]]) -> list[str]:
     out: list[str] = []
-    for name in draw(st.lists(st.sampled_from(sorted(choices)), max_size=3, unique=True)):
+    for name in draw(st.lists(st.sampled_from(sorted(choices)), max_size=min(3, len(choices)), unique=True)):
         values = choices[name]
         out += [name] if not values else [name, draw(st.sampled_from(values))]
     return out
@@ -447,18 +449,18 @@ def command_line(draw: st.DrawFn, work: Path) -> list[str]:
     db = ["--db", str(work / "prepared.duckdb")]
     kind = draw(st.sampled_from(["check", "run", "study", "compare"]))
     if kind == "check":
-        return ["scenario", "check", *draw(st.lists(st.sampled_from(files), max_size=3))]
+        return ["scenario", "check", *draw(st.lists(st.sampled_from(files[:1] * 6 + files), max_size=3))]
     if kind == "run":
-        hours = ["--hours", draw(st.sampled_from(NUMBERS + SANE * 3))]
-        opts = _options(draw, {"--warmup": NUMBERS + SANE * 3, "-n": INTS + SANE[:3] * 3,
+        hours = ["--hours", draw(st.sampled_from(NUMBERS + HOURS * 5))]
+        opts = _options(draw, {"--warmup": NUMBERS + ["0", "0.5"] * 5, "-n": INTS + SANE[:3] * 3,
                                "--seed": INTS + ["-5", "9223372036854775808"] + SANE[:3],
                                "--precision": NUMBERS + ["0.5", "0.9"] * 3, "--max-replications": INTS + SANE[:3] * 2,
                                "--kpi": ["good_kg_per_h", "x"], "--bogus": []})  # fmt: skip
         return ["run", draw(st.sampled_from(files[:1] * 4 + files[1:2] + files[3:5])), *hours, *opts,
                 "--db", str(work / "runs.duckdb")]  # fmt: skip
     if kind == "study":
-        opts = _options(draw, {"--uncertainty": INTS + ["201", "200"]})
-        return ["study", draw(st.sampled_from([files[5], files[0], files[1]])), "--list", *opts]
+        opts = _options(draw, {"--uncertainty": INTS + ["201", "200", "2", "5"]})
+        return ["study", draw(st.sampled_from([files[5]] * 4 + [files[0], files[1]])), "--list", *opts]
     good = ["1", "2", "3", "study:1", "fuzzstudy", files[5]]
     items = draw(st.lists(st.sampled_from(good * 3 + ["study:99", files[1], "-1", "abc", "run:1", "99"]),
                           min_size=1, max_size=3))  # fmt: skip
