@@ -4,7 +4,7 @@ traceback, never a hang.
 
 Mutations of a small valid scenario (a few simulated hours, tight `limits:` so that no mutation runs long) and of a
 small study: values replaced by other types, signs, NaN, infinities and huge numbers; keys deleted, renamed and
-duplicated; sections nested wrongly; bytes that are not UTF-8, truncation, stray tabs. Commands run in-process
+duplicated; sections nested wrongly; aliases (one node in two places, or inside itself); bytes that are not UTF-8, truncation, stray tabs. Commands run in-process
 through Typer's CliRunner. Examples per test: TWIN_FUZZ_EXAMPLES (default 300), drawn by the hypothesis profile
 of conftest.py (derandomized: `ci`; HYPOTHESIS_PROFILE=explore for fresh draws).
 """
@@ -232,13 +232,13 @@ def _plausible_variants(v: Any) -> list[Any]:
 
 @st.composite
 def tree_mutation(draw: st.DrawFn, doc: Any) -> Any:
-    """One mutation of a parsed YAML document: replace, tweak, delete, rename or re-nest a node."""
+    """One mutation of a parsed YAML document: replace, tweak, delete, rename, re-nest or alias a node."""
     doc = copy.deepcopy(doc)
     path = draw(st.sampled_from(_paths(doc)))
     node = _get(doc, path)
     ops = ["replace", "wrap"]
     if path:
-        ops += ["delete", "move"]
+        ops += ["delete", "move", "share"]
         if isinstance(path[-1], str):
             ops.append("rename")
     if _numeric_variants(node):
@@ -254,12 +254,14 @@ def tree_mutation(draw: st.DrawFn, doc: Any) -> Any:
         value = draw(st.sampled_from(_plausible_variants(node)))
     elif op == "wrap":
         value = draw(st.sampled_from([[node], {"value": node}, {"name": node}]))
+    elif op == "share":  # the same object in two places: written as a YAML anchor and alias (or a cycle)
+        value = _get(doc, draw(st.sampled_from(_paths(doc))))
     else:
         value = None
     if not path:
         return value if op in ("replace", "wrap") else doc
     parent, last = _get(doc, path[:-1]), path[-1]
-    if op in ("replace", "tweak", "scale", "wrap"):
+    if op in ("replace", "tweak", "scale", "wrap", "share"):
         parent[last] = value
     elif op == "delete":
         del parent[last]

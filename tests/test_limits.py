@@ -296,6 +296,14 @@ def test_plant_serve_refuses_a_speed_that_is_not_finite(tmp_path, speed):
 
 
 # -- files that are not a scenario ------------------------------------------------------------------------------
+# nested aliases: nine lists of nine references each expand to 9**9 values ("billion laughs")
+LAUGHS = (
+    b"x: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
+    + b"".join(f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n".encode() for p, n in zip("abcdefgh", "bcdefghi"))
+    + b"furnaces: {policy: {name: timeout, max_wait_h: *i}}\n"
+)
+
+
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
@@ -309,6 +317,8 @@ def test_plant_serve_refuses_a_speed_that_is_not_finite(tmp_path, speed):
         (b"just words\n", "a scenario must be a mapping of fields, got a single string"),
         (b"a: 1\n---\nb: 2\n", "YAML syntax error: line 2, column 1: but found another document"),
         (b"[" * 5000, "YAML nested too deeply"),
+        (LAUGHS, "YAML aliases expand the file to more than 1000000 values; write the values out or use fewer"),
+        (b"holidays: &a [1, *a]\n", "a YAML alias refers to a value that contains it"),
     ],
 )  # fmt: skip
 def test_a_file_that_is_not_a_scenario_mapping_is_one_line(tmp_path, data, expected):
@@ -319,9 +329,11 @@ def test_a_file_that_is_not_a_scenario_mapping_is_one_line(tmp_path, data, expec
     assert not (tmp_path / "t.duckdb").exists()  # an empty file no longer runs the defaults
 
 
-def test_merge_keys_are_not_duplicates(tmp_path):
+def test_merge_keys_and_aliases_are_allowed(tmp_path):
     p = write(tmp_path, "ald:\n  <<: {reactors: 2, load_h: 0.5}\n  reactors: 4\n")
     assert scenario_errors(p) == [] and load_scenario(p).ald.reactors == 4
+    p = write(tmp_path, "recipes:\n  a: &r {setpoint_c: 380, soak_h: 2}\n  b: *r\narrivals: {recipe: b}\n")
+    assert load_scenario(p).recipes["b"].setpoint_c == 380
 
 
 def test_a_study_file_that_is_not_utf8_or_empty_is_one_line(tmp_path):

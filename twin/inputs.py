@@ -81,11 +81,50 @@ def load_yaml(path: Path, what: str) -> dict[str, Any]:
         raise yaml_error(path, exc) from None
     except RecursionError:
         raise TwinError(f"{path}: YAML nested too deeply") from None
+    _check_aliases(path, data)
     if data is None:
         raise TwinError(f"{path}: the file is empty; {what} is a mapping of fields (`name: ...`)")
     if not isinstance(data, dict):
         raise TwinError(f"{path}: {what} must be a mapping of fields, got {_kind(data)}")
     return data
+
+
+MAX_ALIAS_VALUES = 1_000_000
+
+
+def _check_aliases(path: Path, data: Any) -> None:
+    """TwinError when YAML aliases (`*name`) make the document refer to itself, or expand it to more than
+    MAX_ALIAS_VALUES values beyond what its text holds (nested aliases grow exponentially: "billion laughs")."""
+    expanded: dict[int, int] = {}  # container id -> values under it with aliases expanded; -1 while visiting
+    written = 0  # values as written: each distinct container once
+
+    def size(node: Any) -> int:
+        nonlocal written
+        if not isinstance(node, dict | list):
+            return 1
+        key = id(node)
+        if key in expanded:
+            if expanded[key] < 0:
+                raise TwinError(f"{path}: a YAML alias refers to a value that contains it")
+            return expanded[key]
+        expanded[key] = -1
+        children = [*node.keys(), *node.values()] if isinstance(node, dict) else node
+        written += 1 + len(children)
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > max(MAX_ALIAS_VALUES, written):
+                raise TwinError(
+                    f"{path}: YAML aliases expand the file to more than {MAX_ALIAS_VALUES} values; write the "
+                    "values out or use fewer nested aliases"
+                )
+        expanded[key] = total
+        return total
+
+    try:
+        size(data)
+    except RecursionError:
+        raise TwinError(f"{path}: YAML nested too deeply") from None
 
 
 def _kind(data: Any) -> str:
