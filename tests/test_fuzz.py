@@ -194,14 +194,14 @@ ODD_KEYS = [
 ]
 
 
-def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+def _paths(node: Any, prefix: tuple[Any, ...] = (), seen: set[int] | None = None) -> list[tuple[Any, ...]]:
+    """Every node's path; a node in two places (an alias, or a cycle) is entered once."""
+    seen = set() if seen is None else seen
     out = [prefix]
-    if isinstance(node, dict):
-        for k, v in node.items():
-            out += _paths(v, (*prefix, k))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            out += _paths(v, (*prefix, i))
+    if isinstance(node, dict | list) and id(node) not in seen:
+        seen.add(id(node))
+        for k, v in node.items() if isinstance(node, dict) else enumerate(node):
+            out += _paths(v, (*prefix, k), seen)
     return out
 
 
