@@ -48,7 +48,9 @@ class Draws:
         self._gen, self._kind, self._cv, self._width = gen, kind, cv, width
         if kind == "one" and width > 1:
             self.next = itertools.repeat([1.0] * width).__next__
-        elif kind == "one" or (kind == "gamma" and cv <= 0):
+        elif kind == "one" or (
+            kind == "gamma" and not cv * cv > 1e-300
+        ):  # cv 0, or so small the shape overflows
             self.next: Callable[[], float] = itertools.repeat(1.0).__next__
         else:
             self.next = itertools.chain.from_iterable(self._blocks()).__next__

@@ -284,7 +284,9 @@ def _wait_for(cond, timeout_s: float = 30.0) -> None:
 
 def test_run_killed_while_simulating_leaves_no_partial_run(history, tmp_path):
     before = _counts(history)
-    (tmp_path / "long.yaml").write_text(SMALL_SCENARIO.format(hours=720, warmup=24))
+    (tmp_path / "long.yaml").write_text(
+        SMALL_SCENARIO.format(hours=720, warmup=24) + "limits: {replications: 2000}\n"
+    )
     proc = _start(["run", "long.yaml", "-n", "2000", "--db", str(history)], cwd=tmp_path)
     assert proc.stderr.readline().startswith("small: 1/2000 replications")  # simulating now
     assert proc.poll() is None
@@ -297,7 +299,9 @@ def test_run_killed_while_simulating_leaves_no_partial_run(history, tmp_path):
 
 def test_run_interrupted_by_ctrl_c_leaves_no_partial_run(history, tmp_path):
     before = _counts(history)
-    (tmp_path / "long.yaml").write_text(SMALL_SCENARIO.format(hours=720, warmup=24))
+    (tmp_path / "long.yaml").write_text(
+        SMALL_SCENARIO.format(hours=720, warmup=24) + "limits: {replications: 2000}\n"
+    )
     proc = _start(["run", "long.yaml", "-n", "2000", "--db", str(history)], cwd=tmp_path)
     assert proc.stderr.readline().startswith("small: 1/2000 replications")
     proc.send_signal(signal.SIGINT)

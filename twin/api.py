@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
@@ -46,22 +47,31 @@ def load_scenario(path: PathLike) -> Any:
 
 
 def with_overrides(scenario: Any, hours: float | None = None, warmup: float | None = None) -> Any:
-    """A copy of `scenario` with another horizon and/or warm-up (hours); checks warm-up < horizon."""
+    """A copy of `scenario` with another horizon and/or warm-up (hours), validated again (limits included);
+    checks warm-up < horizon."""
+    from twin.scenario import scenario_from_dict
+
     update: dict[str, float] = {}
     if hours is not None:
-        if hours <= 0:
-            raise TwinError(f"--hours must be positive, got {hours}")
+        if not (math.isfinite(hours) and hours > 0):
+            raise TwinError(f"--hours must be a positive number, got {hours}")
         update["horizon_h"] = float(hours)
     if warmup is not None:
-        if warmup < 0:
-            raise TwinError(f"--warmup must be zero or positive, got {warmup}")
+        if not (math.isfinite(warmup) and warmup >= 0):
+            raise TwinError(f"--warmup must be zero or a positive number, got {warmup}")
         update["warmup_h"] = float(warmup)
-    if update:
-        scenario = scenario.model_copy(update=update)
-    if scenario.warmup_h >= scenario.horizon_h:
+    horizon_h = update.get("horizon_h", scenario.horizon_h)
+    warmup_h = update.get("warmup_h", scenario.warmup_h)
+    if warmup_h >= horizon_h:
         raise TwinError(
-            f"warm-up {scenario.warmup_h:g} h must be shorter than the horizon {scenario.horizon_h:g} h "
-            f"(scenario {scenario.name})"
+            f"warm-up {warmup_h:g} h must be shorter than the horizon {horizon_h:g} h (scenario {scenario.name})"
+        )
+    if update:
+        options = " and ".join(
+            f"--{'hours' if k == 'horizon_h' else 'warmup'} {v:g}" for k, v in update.items()
+        )
+        scenario = scenario_from_dict(
+            scenario.model_dump() | update, where=f"scenario {scenario.name} with {options}"
         )
     return scenario
 
@@ -85,8 +95,9 @@ def run_scenario(
     scenario = with_overrides(scenario, hours, warmup)
     if replications is not None and replications < 1:
         raise TwinError(f"--replications must be at least 1, got {replications}")
-    if seed is not None and seed < 0:
-        raise TwinError(f"--seed must be zero or positive, got {seed}")
+    if replications is not None:
+        _check_replications(scenario, replications, "--replications")
+    _check_seed(seed)
     if isinstance(db, Store):
         return _run_replications(scenario, replications, seed, store=db, progress=progress)
     if db is not None:
@@ -120,6 +131,8 @@ def run_to_precision(
         raise TwinError(f"--precision must be a fraction in (0, 1), e.g. 0.02, got {target_rel_half_width:g}")
     if not 2 <= min_replications <= max_replications:
         raise TwinError(f"need 2 <= min replications ({min_replications}) <= max ({max_replications})")
+    _check_replications(scenario, max_replications, "--max-replications")
+    _check_seed(seed)
     if db is not None:
         open_store(db).close()
     base_seed = int(scenario.seed if seed is None else seed)
@@ -142,6 +155,19 @@ def run_to_precision(
         with open_store(db) as store:
             store_run(store, result)
     return result, precision
+
+
+def _check_seed(seed: int | None) -> None:
+    if seed is not None and not 0 <= seed <= 2**63 - 1:
+        raise TwinError(f"--seed must be between 0 and 2**63 - 1 (a BIGINT of the run history), got {seed}")
+
+
+def _check_replications(scenario: Any, replications: int, option: str) -> None:
+    from twin.limits import run_limit_error
+
+    message = run_limit_error(scenario, replications, option)
+    if message is not None:
+        raise TwinError(message)
 
 
 def kpis_with_warmup(run_id: int | str, warmup_h: float, db: PathLike = DEFAULT_DB) -> pa.Table:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from plant import physics
 from plant.physics import ATMOSPHERES, R_KJ, QualityParams
 from plant.physics.params import T_REF_ANNEAL_K
 from twin.errors import TwinError
+from twin.inputs import read_text
 
 RECIPE_COLUMNS = ("setpoint_c", "ramp_c_per_min", "soak_h", "cool_c_per_min", "atmosphere")
 MEASURED = ("x_d", "r_rel", "r_int_ohm_cm2", "rl_ppm")
@@ -107,7 +109,7 @@ def _read_profile(path: Path, ref: str, line: int) -> tuple[np.ndarray, np.ndarr
     p = (path.parent / ref) if not Path(ref).is_absolute() else Path(ref)
     if not p.is_file():
         raise _err(path, line, "profile", f"profile file not found: {p}")
-    with p.open(newline="") as fh:
+    with io.StringIO(read_text(p), newline="") as fh:
         reader = csv.DictReader(fh)
         missing = [c for c in ("t_h", "temp_c") if c not in (reader.fieldnames or [])]
         if missing:
@@ -139,11 +141,7 @@ def read_qc_csv(path: str | Path, scenario: Any | None = None, min_rows: int = 1
     buffer_temp_c = float(getattr(getattr(scenario, "buffer", None), "temp_c", 25.0))
     recipes = dict(getattr(scenario, "recipes", None) or {})
     r_ref = (scenario.quality_params() if scenario is not None else QualityParams()).r_ct0_ohm_cm2
-    try:
-        fh = path.open(newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise _err(path, None, None, f"cannot read: {exc.strerror or exc}") from None
-    with fh:
+    with io.StringIO(read_text(path), newline="") as fh:
         numbered = [
             (no, ln) for no, ln in enumerate(fh, start=1) if ln.strip() and not ln.lstrip().startswith("#")
         ]

@@ -56,9 +56,12 @@ class CostPrices:
             if not sep or key not in names:
                 raise TwinError(f"--price {item!r}: expected NAME=VALUE with NAME one of {', '.join(names)}")
             try:
-                prices = replace(prices, **{key: float(val)})
+                value = float(val)
             except ValueError:
                 raise TwinError(f"--price {item!r}: {val!r} is not a number") from None
+            if not math.isfinite(value):
+                raise TwinError(f"--price {item!r}: the price must be a finite number")
+            prices = replace(prices, **{key: value})
         return prices
 
 
@@ -170,11 +173,9 @@ def _study_id_for(store: Any, item: str) -> int | None:
     name = item
     p = Path(item)
     if p.suffix in (".yaml", ".yml"):
-        if not p.is_file():
-            raise TwinError(f"{item}: file not found")
-        from twin.study import _read_yaml
+        from twin.study import study_name
 
-        name = str(_read_yaml(p).get("name") or p.stem)
+        name = study_name(p)
     row = (
         store.query("SELECT max(study_id) AS sid FROM studies WHERE name = ?", [name])
         .column("sid")[0]
@@ -394,9 +395,12 @@ class Constraint:
         if not m:
             raise TwinError(f"--constraint {text!r}: expected KPI>=VALUE or KPI<=VALUE, e.g. wait_p95_h<=8")
         try:
-            return cls(m.group(1), m.group(2), float(m.group(3)))
+            value = float(m.group(3))
         except ValueError:
             raise TwinError(f"--constraint {text!r}: {m.group(3)!r} is not a number") from None
+        if not math.isfinite(value):
+            raise TwinError(f"--constraint {text!r}: the bound must be a finite number")
+        return cls(m.group(1), m.group(2), value)
 
     def holds(self, mean: float) -> bool:
         if not math.isfinite(mean):
@@ -578,6 +582,7 @@ def select_best(
     Needs systems from one study with one seed (CRN). New replications of a scenario are stored, if `db` is given,
     as one more run of that scenario in the same study (one transaction per scenario).
     """
+    from twin.limits import run_limit_error
     from twin.runner import collect, simulate_replication, store_run
     from twin.scenario import scenario_from_dict
     from twin.selection import kn_select, rinott_select
@@ -602,6 +607,13 @@ def select_best(
         raise TwinError(f"--select-best needs n0 >= 2 replications, got {n0}")
     scenarios: dict[int, Any] = {}
     new: dict[int, list[Any]] = {}
+    for i, s in enumerate(systems):  # more replications of a stored scenario stay within its limits
+        if s.scenario_json and max(n0, max_reps) > s.n:
+            scenarios[i] = scenario_from_dict(json.loads(s.scenario_json), where=f"run {s.run_ids[0]}")
+            for option, n in (("--n0", n0), ("--max-reps", max_reps)):
+                message = run_limit_error(scenarios[i], n, option)
+                if message is not None:
+                    raise TwinError(message)
 
     def sample(i: int, r: int) -> float:
         s = systems[i]

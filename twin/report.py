@@ -177,16 +177,9 @@ def _nominal_runs(runs: list[ScenarioRun], info: dict[str, Any] | None) -> list[
 
 def _study_name_from_file(path: Path) -> str:
     """The `name` of a study YAML file (its file stem when it has none)."""
-    import yaml
+    from twin.study import study_name
 
-    if not path.is_file():
-        raise TwinError(f"{path}: file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (yaml.YAMLError, OSError) as exc:
-        raise TwinError(f"{path}: cannot read the study file: {str(exc).splitlines()[0]}") from None
-    name = data.get("name") if isinstance(data, dict) else None
-    return str(name) if name else path.stem
+    return study_name(path)
 
 
 def _load_runs(store: Any, run_ids: list[int]) -> list[ScenarioRun]:

@@ -9,30 +9,38 @@ from __future__ import annotations
 import csv
 import functools
 import hashlib
+import io
 import json
 import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from plant.calendar import PRESETS, WEEKDAYS
 from plant.physics import ATMOSPHERES, MATERIALS, QualityParams
 from plant.policies import POLICIES
 from twin.errors import TwinError
+from twin.inputs import load_yaml, one_line, read_text
+from twin.limits import Limits, scenario_limit_errors
 
 PositiveHours = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegHours = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Capacity = Annotated[int, Field(ge=1)]
+Int64 = 2**63 - 1  # seeds and ids are stored as BIGINT
+Temperature = Annotated[float, Field(gt=-273.15, le=1200)]
 
 
 class _Model(BaseModel):
     # defer_build: the validators are built on the first validation, not at import; a study's worker process
     # receives validated scenarios and never builds them (0.04-0.08 s off every start of a process pool)
-    model_config = ConfigDict(extra="forbid", frozen=False, validate_assignment=True, defer_build=True)
+    # allow_inf_nan=False: every float field (and every float in a mapping such as `quality:`) refuses NaN and inf
+    model_config = ConfigDict(
+        extra="forbid", frozen=False, validate_assignment=True, defer_build=True, allow_inf_nan=False
+    )
 
 
 class Recipe(_Model):
@@ -53,7 +61,7 @@ class Recipe(_Model):
 class PlanRow(_Model):
     """One row of a production plan: a lot released at a given time."""
 
-    lot_id: int = Field(ge=0)
+    lot_id: int = Field(ge=0, le=Int64)
     release_h: NonNegHours
     mass_kg: PositiveFloat
     recipe: str
@@ -75,6 +83,8 @@ class Arrivals(_Model):
 
     @model_validator(mode="after")
     def _kind_fields(self) -> Arrivals:
+        if self.kind == "poisson" and self.rate_per_h is None:
+            raise ValueError("kind 'poisson' needs rate_per_h")
         if self.kind == "takt" and self.takt_h is None:
             raise ValueError("kind 'takt' needs takt_h")
         if self.kind == "plan" and self.plan is None and self.plan_csv is None:
@@ -101,7 +111,9 @@ class Ald(_Model):
     time_distribution: Literal["fixed", "gamma", "exponential"] = Field(
         "gamma", description="batch time around its nominal value: fixed, gamma with time_cv, or exponential"
     )
-    time_cv: NonNegFloat = Field(0.1, description="coefficient of variation of the batch time (gamma)")
+    time_cv: Annotated[float, Field(ge=0, le=10)] = Field(
+        0.1, description="coefficient of variation of the batch time (gamma)"
+    )
     mtbf_h: PositiveHours | None = Field(
         300.0, description="mean operating hours between failures; null = none"
     )
@@ -123,7 +135,7 @@ class Ald(_Model):
 class Buffer(_Model):
     """The buffer between ALD and anneal; a full buffer blocks the reactors."""
 
-    capacity_lots: Capacity = 12
+    capacity_lots: Annotated[int, Field(ge=1, le=1_000_000)] = 12
     environment: Literal["ambient", "dry_room"] = "ambient"
     rh_pct: Annotated[float, Field(ge=0, le=100)] | None = Field(
         None, description="relative humidity; default 50 % ambient, 1 % dry room (-40 °C dew point)"
@@ -158,11 +170,11 @@ class Furnaces(_Model):
     """Batch anneal furnaces (box furnaces holding several lots in saggers)."""
 
     count: Capacity = 2
-    capacity_lots: Capacity = 4
+    capacity_lots: Annotated[int, Field(ge=1, le=10_000)] = 4
     load_h: NonNegHours = 0.5
     unload_h: NonNegHours = 0.5
-    start_c: float = Field(25.0, description="temperature at the start of the ramp, °C")
-    unload_c: float = Field(80.0, description="temperature at which the door opens, °C")
+    start_c: Temperature = Field(25.0, description="temperature at the start of the ramp, °C")
+    unload_c: Temperature = Field(80.0, description="temperature at which the door opens, °C")
     atmosphere_change_h: NonNegHours = Field(1.5, description="purge when the atmosphere changes, h")
     setpoint_change_h: NonNegHours = Field(0.5, description="extra setup when the setpoint changes, h")
     heat_kwh_fixed: NonNegFloat = Field(100.0, description="furnace and sagger heat per batch at 400 °C, kWh")
@@ -252,7 +264,7 @@ class Scenario(_Model):
     description: str = ""
     horizon_h: PositiveHours = Field(720.0, description="simulated hours")
     warmup_h: NonNegHours = Field(0.0, description="hours discarded when KPIs are computed")
-    seed: Annotated[int, Field(ge=0)] = 1
+    seed: Annotated[int, Field(ge=0, le=Int64)] = 1
     replications: Capacity = 5
     arrivals: Arrivals = Field(default_factory=Arrivals)
     coating: Coating = Field(default_factory=Coating)
@@ -265,6 +277,10 @@ class Scenario(_Model):
         None, description="shifts, holidays, planned shutdowns; none = 24/7"
     )
     quality: dict[str, float] = Field(default_factory=dict, description="overrides of QualityParams fields")
+    limits: Limits = Field(
+        default_factory=Limits,
+        description="ceilings on the work of a run; raise them to run bigger scenarios",
+    )
 
     @field_validator("quality")
     @classmethod
@@ -287,6 +303,15 @@ class Scenario(_Model):
             raise ValueError(
                 f"recipe(s) {', '.join(missing)} not defined under recipes ({', '.join(sorted(names))})"
             )
+        over = scenario_limit_errors(self)
+        if over:
+            raise ValidationError.from_exception_data(
+                "Scenario",
+                [
+                    InitErrorDetails(type=PydanticCustomError("limit", msg), loc=loc, input=None)
+                    for loc, msg in over
+                ],
+            )
         return self
 
     def quality_params(self) -> QualityParams:
@@ -301,8 +326,8 @@ def _quality_params(overrides: tuple[tuple[str, float], ...]) -> QualityParams:
 
 
 def scenario_hash(scenario: Scenario) -> str:
-    """A stable hash of the validated scenario (sorted JSON)."""
-    text = json.dumps(scenario.model_dump(mode="json"), sort_keys=True)
+    """A stable hash of the validated scenario (sorted JSON; its limits change no result and are left out)."""
+    text = json.dumps(scenario.model_dump(mode="json", exclude={"limits"}), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -317,7 +342,7 @@ def _format_errors(path: str, err: ValidationError) -> list[str]:
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown field"
-        lines.append(f"{path}: {_loc(loc)}: {msg}")
+        lines.append(one_line(f"{path}: {_loc(loc)}: {msg}"))
     return lines
 
 
@@ -325,13 +350,14 @@ def _read_plan_csv(csv_path: Path, where: str) -> list[dict[str, Any]]:
     if not csv_path.is_file():
         raise _PlanError(f"{where}: arrivals.plan_csv: file not found: {csv_path}")
     rows = []
-    with csv_path.open(newline="") as fh:
-        reader = csv.DictReader(fh)
+    reader = csv.DictReader(io.StringIO(read_text(csv_path), newline=""))
+    try:
         need = {"lot_id", "release_h", "mass_kg", "recipe"}
         have = set(reader.fieldnames or [])
         if not need <= have:
             raise _PlanError(f"{csv_path}: missing column(s) {', '.join(sorted(need - have))}")
-        for i, row in enumerate(reader, start=2):
+        for row in reader:
+            i = reader.line_num
             try:
                 rows.append(
                     {
@@ -341,10 +367,14 @@ def _read_plan_csv(csv_path: Path, where: str) -> list[dict[str, Any]]:
                         "recipe": row["recipe"].strip(),
                     }
                 )
-            except (TypeError, ValueError):
-                raise _PlanError(f"{csv_path}: line {i}: non-numeric lot_id, release_h or mass_kg") from None
+            except (TypeError, ValueError, AttributeError):
+                raise _PlanError(
+                    f"{csv_path}: line {i}: non-numeric or missing lot_id, release_h, mass_kg or recipe"
+                ) from None
             if not math.isfinite(rows[-1]["release_h"]):
                 raise _PlanError(f"{csv_path}: line {i}: release_h must be finite")
+    except csv.Error as exc:
+        raise _PlanError(f"{csv_path}: line {reader.line_num}: not a valid CSV row ({exc})") from None
     rows.sort(key=lambda r: (r["release_h"], r["lot_id"]))
     return rows
 
@@ -355,25 +385,16 @@ class _PlanError(Exception):
 
 def _parse(path: Path) -> tuple[Scenario | None, list[str]]:
     where = str(path)
-    if not path.is_file():
-        return None, [f"{where}: file not found"]
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        pos = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        return None, [f"{where}: YAML syntax error: {pos}{problem}"]
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        return None, [f"{where}: a scenario must be a mapping of fields, got {type(data).__name__}"]
+        data = load_yaml(path, "a scenario")
+    except TwinError as exc:
+        return None, [one_line(str(exc))]
     arr = data.get("arrivals")
     if isinstance(arr, dict) and arr.get("plan_csv") and not arr.get("plan"):
         try:
             arr = dict(arr, plan=_read_plan_csv((path.parent / str(arr["plan_csv"])), where))
-        except _PlanError as exc:
-            return None, [str(exc)]
+        except (_PlanError, TwinError) as exc:
+            return None, [one_line(str(exc))]
         data = dict(data, arrivals=arr)
     data.setdefault("name", path.stem)
     try:

@@ -11,14 +11,16 @@ import copy
 import hashlib
 import itertools
 import json
+import math
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from twin.errors import TwinError
-from twin.scenario import Scenario, _format_errors, load_scenario, scenario_from_dict
+from twin.inputs import load_yaml
+from twin.limits import Limits, expected_lots
+from twin.scenario import Int64, Scenario, _format_errors, load_scenario, scenario_from_dict
 from twin.uncertainty import MAX_SAMPLES, NOMINAL, ParameterSamples, param_ranges, sample_parameters
 
 
@@ -35,12 +37,12 @@ class Strategy(BaseModel):
 class Uncertainty(BaseModel):
     """Sampling of the uncertain quality parameters: N Latin-hypercube samples over their PARAM_RANGES."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     samples: int = Field(
         description="number of samples (each runs every strategy; the nominal model runs too)"
     )
     seed: int | None = Field(
-        None, ge=0, description="seed of the Latin hypercube (default: the study's seed)"
+        None, ge=0, le=Int64, description="seed of the Latin hypercube (default: the study's seed)"
     )
     params: list[str] | None = Field(
         None, description="parameters to sample (default: every one with a range)"
@@ -77,12 +79,12 @@ class Uncertainty(BaseModel):
 class Study(BaseModel):
     """A study: base scenario file, replications, seed, optional horizon/warm-up, a design and a baseline."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     name: str = "study"
     description: str = ""
     base: str = Field(description="base scenario YAML, relative to the study file")
     replications: int = Field(5, ge=1)
-    seed: int = Field(1, ge=0)
+    seed: int = Field(1, ge=0, le=Int64)
     horizon_h: float | None = Field(None, gt=0)
     warmup_h: float | None = Field(None, ge=0)
     design: Literal["factorial", "strategies"]
@@ -91,6 +93,10 @@ class Study(BaseModel):
     baseline: str | None = Field(None, description="scenario the others are compared with")
     uncertainty: Uncertainty | None = Field(
         None, description="run every scenario under sampled quality parameters"
+    )
+    limits: Limits | None = Field(
+        None,
+        description="raise the base scenario's limits for every scenario of the study (and the study's own)",
     )
 
     @model_validator(mode="after")
@@ -233,6 +239,10 @@ def apply_overrides(base: Scenario, name: str, overrides: dict[str, Any], where:
     """A copy of `base` named `name` with the dotted-path overrides, validated; TwinError names `where` + field."""
     data = base.model_dump(mode="json")
     for path, value in overrides.items():
+        if not isinstance(path, str):
+            raise TwinError(
+                f"{where}: scenario {name!r}: {path!r}: a field path must be text, e.g. furnaces.count"
+            )
         try:
             set_path(data, path, value)
         except ValueError as exc:
@@ -242,20 +252,6 @@ def apply_overrides(base: Scenario, name: str, overrides: dict[str, Any], where:
 
 
 # -- loading --------------------------------------------------------------------------------------------------
-def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise TwinError(f"{path}: file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        pos = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise TwinError(f"{path}: YAML syntax error: {pos}{getattr(exc, 'problem', None) or exc}") from None
-    if not isinstance(data, dict):
-        raise TwinError(f"{path}: a study must be a mapping of fields")
-    return data
-
-
 def parse_study(data: dict[str, Any], where: str) -> Study:
     """Validate a study mapping; TwinError with the first error as `file: field: message`."""
     try:
@@ -275,16 +271,24 @@ def plan_study(study: Study, path: str | Path, base: Scenario | None = None) -> 
         update["horizon_h"] = study.horizon_h
     if study.warmup_h is not None:
         update["warmup_h"] = study.warmup_h
+    if study.limits is not None:
+        update["limits"] = base.limits.model_dump() | study.limits.model_dump(exclude_unset=True)
     data = base.model_dump(mode="json") | update
     base = scenario_from_dict(data, where=f"{where}: base {study.base}")
 
+    per_design = 1 + (study.uncertainty.samples if study.uncertainty is not None else 0)
     if study.design == "factorial":
         assert study.factors is not None
+        _check_runs(
+            math.prod(len(levels) for levels in study.factors.values()), per_design, base.limits, where
+        )
         items = factorial_names(study.factors)
     else:
         assert study.strategies is not None
+        _check_runs(len(study.strategies), per_design, base.limits, where)
         items = [(s.name, s.overrides()) for s in study.strategies]
     scenarios = [apply_overrides(base, name, over, where) for name, over in items]
+    _check_lots(scenarios, per_design, base.limits, where)
     names = [s.name for s in scenarios]
     if study.baseline is None:
         baseline = names[0]
@@ -301,6 +305,30 @@ def plan_study(study: Study, path: str | Path, base: Scenario | None = None) -> 
     return StudyPlan(
         study=study, path=where, scenarios=runs, baseline=baseline, strategies=names, samples=samples
     )
+
+
+def _check_runs(n_design: int, per_design: int, limits: Limits, where: str) -> None:
+    """TwinError when the study would run more scenario runs than limits.runs_per_study (checked before the
+    design's scenarios are generated)."""
+    runs = n_design * per_design
+    if runs > limits.runs_per_study:
+        times = f" x {per_design} (nominal + uncertainty samples)" if per_design > 1 else ""
+        raise TwinError(
+            f"{where}: {n_design} scenarios{times} = {runs} runs is over the limit of {limits.runs_per_study} "
+            "runs per study; raise limits.runs_per_study in the study file to allow it"
+        )
+
+
+def _check_lots(scenarios: list[Scenario], per_design: int, limits: Limits, where: str) -> None:
+    """TwinError when every run of the study together would release more lots than limits.lots_per_study."""
+    total = per_design * sum(sc.replications * expected_lots(sc)[0] for sc in scenarios)
+    if total > limits.lots_per_study:
+        runs = len(scenarios) * per_design
+        raise TwinError(
+            f"{where}: {runs} runs add up to about {total:.3g} lots (replications x lots per replication), over "
+            f"the limit of {limits.lots_per_study} lots per study; raise limits.lots_per_study in the study file "
+            "to allow it"
+        )
 
 
 def _samples(study: Study, where: str) -> ParameterSamples:
@@ -322,11 +350,18 @@ def _with_sample(scenario: Scenario, samples: ParameterSamples, k: int, where: s
     return scenario_from_dict(data, where=f"{where}: scenario {name!r}")
 
 
+def study_name(path: str | Path) -> str:
+    """The `name` of a study YAML file (its file stem when it has none); TwinError naming a bad file."""
+    path = Path(path)
+    name = load_yaml(path, "a study").get("name")
+    return str(name) if name else path.stem
+
+
 def load_study(path: str | Path, uncertainty: int | None = None) -> StudyPlan:
     """Load a study YAML file and expand it into named, validated scenarios; `uncertainty` sets (or overrides)
     the number of samples of `uncertainty:` (the study's own seed and params, if any, are kept)."""
     path = Path(path)
-    data = _read_yaml(path)
+    data = load_yaml(path, "a study")
     data.setdefault("name", path.stem)
     if uncertainty is not None:
         if not 2 <= uncertainty <= MAX_SAMPLES:

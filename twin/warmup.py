@@ -361,18 +361,9 @@ def resolve_runs(store: object, item: str) -> list[int]:
     else:
         name = item
         if item.endswith((".yaml", ".yml")):
-            import pathlib
+            from twin.study import study_name
 
-            import yaml
-
-            p = pathlib.Path(item)
-            if not p.is_file():
-                raise TwinError(f"{item}: file not found")
-            try:
-                doc = yaml.safe_load(p.read_text()) or {}
-            except yaml.YAMLError:
-                raise TwinError(f"{item}: not valid YAML") from None
-            name = str(doc.get("name") or p.stem) if isinstance(doc, dict) else p.stem
+            name = study_name(item)
         sid = (
             store.query(  # type: ignore[attr-defined]
                 "SELECT max(study_id) AS sid FROM studies WHERE name = ?", [name]

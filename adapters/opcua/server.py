@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import math
 import signal
 import socket
 import threading
@@ -110,8 +111,8 @@ def _check_listen(host: str, port: int, url: str) -> None:
 def check_config(cfg: ServeConfig) -> None:
     """Validate endpoint, security options and files before anything starts (OpcUaUserError, one line)."""
     parse_endpoint(cfg.endpoint)
-    if not cfg.speed > 0:
-        raise OpcUaUserError(f"--speed must be > 0, got {cfg.speed}")
+    if not (math.isfinite(cfg.speed) and cfg.speed > 0):
+        raise OpcUaUserError(f"--speed must be a positive finite number, got {cfg.speed}")
     for option, cap in (("--max-sessions-per-client", cfg.max_sessions_per_client),
                         ("--max-subscriptions", cfg.max_subscriptions_per_session),
                         ("--max-monitored-items", cfg.max_monitored_items_per_session)):  # fmt: skip

@@ -211,9 +211,13 @@ def load_tagmap(path: str | Path) -> TagMap:
     """Read and validate a tag map YAML file; errors name the file and the field."""
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text())
+        data = yaml.safe_load(p.read_bytes().decode("utf-8-sig"))
     except FileNotFoundError:
         raise OpcUaUserError(f"tag map {p} does not exist") from None
+    except OSError as exc:
+        raise OpcUaUserError(f"tag map {p}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise OpcUaUserError(f"tag map {p}: not UTF-8 text; save the file as UTF-8") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

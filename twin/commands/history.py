@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from twin.errors import TwinError, user_error_types
+from twin.inputs import one_line
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -27,14 +28,16 @@ DB_OPTION = typer.Option(help="DuckDB run-history file")
 # -- helpers shared by the command modules ------------------------------------------------------------------
 def cli_errors(fn: F) -> F:
     """Turn a TwinError into `error: <message>` on stderr and exit code 2 (also under Typer's CliRunner),
-    and Ctrl-C into `interrupted` and exit code 130."""
+    and Ctrl-C into `interrupted` and exit code 130. A float option or argument given as NaN or infinity is
+    refused the same way before the command runs."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            _refuse_non_finite(kwargs)
             return fn(*args, **kwargs)
         except user_error_types() as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {one_line(str(exc))}", file=sys.stderr)
             # SystemExit, not typer.Exit: `app(standalone_mode=False)` returns typer.Exit's code instead of exiting
             sys.exit(2)
         except KeyboardInterrupt:
@@ -42,6 +45,15 @@ def cli_errors(fn: F) -> F:
             sys.exit(130)  # typer would turn it into Exit(130), which `main()` does not pass on
 
     return wrapper  # type: ignore[return-value]
+
+
+def _refuse_non_finite(params: dict[str, Any]) -> None:
+    """TwinError naming the first float parameter (or item of a repeated one) that is NaN or infinite; the
+    option is named as Typer derives it from the parameter (`min_yield` -> `--min-yield`)."""
+    for name, value in params.items():
+        for v in value if isinstance(value, list | tuple) else (value,):
+            if isinstance(v, float) and not math.isfinite(v):
+                raise TwinError(f"--{name.replace('_', '-')} must be a finite number, got {v}")
 
 
 def console(stderr: bool = False) -> Console:

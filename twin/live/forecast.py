@@ -184,10 +184,20 @@ class Forecast:
     risk: dict[str, float]  # mirrored lot -> share of replications in which it broke the residual-Li spec
 
 
+def _check_limits(scenario: Any, hours: float, replications: int) -> None:
+    """TwinError when the forecast's horizon or replications exceed the scenario's limits (docs/limits.md)."""
+    from twin.scenario import scenario_from_dict
+
+    update = {"horizon_h": float(hours), "warmup_h": 0.0, "replications": replications}
+    where = f"forecast of scenario {scenario.name} with --hours {hours:g} -n {replications}"
+    scenario_from_dict(scenario.model_dump() | update, where=where)
+
+
 def forecast(scenario: Any, state: PlantState, hours: float, replications: int, seed: int = 1) -> Forecast:
     """N replications from the same state (common seeds), 95 % Student-t intervals."""
     if replications < 1 or not hours > 0:
         raise TwinError("--replications must be >= 1 and --hours > 0")
+    _check_limits(scenario, hours, replications)
     runs = [run_from_state(scenario, state, hours, seed, r) for r in range(replications)]
     out = {}
     for k in KPIS:
