@@ -200,20 +200,24 @@ def strategy_robustness(
     return rob.robustness(groups, cons)
 
 
-def query(sql: str, db: PathLike = DEFAULT_DB) -> pa.Table:
-    """Run read-only SQL on a run-history database; returns an Arrow table (`.to_pandas()` for a DataFrame).
+def query(sql: str, db: PathLike = DEFAULT_DB, read: PathLike | None = None) -> pa.Table:
+    """Run one SQL statement on a run-history database; returns an Arrow table (`.to_pandas()` for a DataFrame).
 
+    The query runs in DuckDB's sandbox (twin.sandbox): it reads the database and no other file, except the
+    CSV, Parquet and JSON-lines files directly in the directory `read`, each a table named after its file.
     Any DuckDB file is accepted (its schema version is not enforced); see `query_checked`."""
-    return query_checked(sql, db)[0]
+    return query_checked(sql, db, read)[0]
 
 
-def query_checked(sql: str, db: PathLike = DEFAULT_DB) -> tuple[pa.Table, str | None]:
+def query_checked(
+    sql: str, db: PathLike = DEFAULT_DB, read: PathLike | None = None
+) -> tuple[pa.Table, str | None]:
     """`query`, plus a one-line warning if `db` is a twin database of another schema version (else None)."""
     from twin import schema
 
-    with Store(db, read_only=True, check_schema=False) as store:
-        tbl = store.query_read_only(sql)
+    with Store(db, read_only=True, check_schema=False, sandbox=True) as store:
         found = store.schema_version()
+        tbl = store.query_user(sql, read)
     if found is None or found == str(schema.SCHEMA_VERSION):
         return tbl, None
     return tbl, (

@@ -42,30 +42,19 @@ run 3's close). Ten one-year runs of five replications, each written by its own 
 file 5 % larger. The run history only appends (a study's status is the one row ever updated), so vacuuming had
 nothing else to reclaim; a command that deletes runs would want it back for its own checkpoint."""
 
-_READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
-_READ_ONLY_PRAGMAS = {
-    "table_info",
-    "show_tables",
-    "show_tables_expanded",
-    "show",
-    "database_size",
-    "database_list",
-    "storage_info",
-    "version",
-    "functions",
-    "collations",
-    "platform",
-    "metadata_info",
-}
-
 HEADLINE_KPIS = ("good_kg_per_h", "final_yield", "lead_time_mean_h", "r_int_good_mean")
 """KPIs shown per run by `twin runs list`."""
 
 
-def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
-    """A connection to the database file `path`. Readers connect plainly; a writer attaches the file to an
-    in-memory session with the twin's ROW_GROUP_SIZE and makes it the default, under the name DuckDB itself
-    would give it (the file's stem), so that unqualified table names and `current_database()` are unchanged."""
+def _connect(path: Path, read_only: bool, sandbox: bool = False) -> duckdb.DuckDBPyConnection:
+    """A connection to the database file `path`. Readers connect plainly (`sandbox`: inside twin.sandbox); a
+    writer attaches the file to an in-memory session with the twin's ROW_GROUP_SIZE and makes it the default,
+    under the name DuckDB itself would give it (the file's stem), so that unqualified table names and
+    `current_database()` are unchanged."""
+    if sandbox:
+        from twin import sandbox as sb
+
+        return sb.connect(path)
     if read_only:
         return duckdb.connect(str(path), read_only=True)
     con = duckdb.connect(":memory:")
@@ -128,15 +117,22 @@ def code_version() -> str:
 class Store:
     """An open run-history database. Use `open_store()`; close it (or use `with`) to release the file lock."""
 
-    def __init__(self, path: str | os.PathLike[str], read_only: bool = False, check_schema: bool = True):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        read_only: bool = False,
+        check_schema: bool = True,
+        sandbox: bool = False,
+    ):
+        """`sandbox` (read-only): the connection of `twin sql`, which reads no file but this one (twin.sandbox)."""
         self.path = Path(path)
-        self.read_only = read_only
+        self.read_only = read_only = read_only or sandbox
         if read_only and not self.path.exists():
             raise TwinError(f"database {self.path} does not exist (run `twin run` first or pass --db)")
         if not read_only and self.path.is_dir():
             raise TwinError(f"database path {self.path} is a directory")
         try:
-            self.con = _connect(self.path, read_only)
+            self.con = _connect(self.path, read_only, sandbox)
         except (duckdb.Error, OSError) as exc:
             raise _connect_error(self.path, exc, read_only) from None
         try:
@@ -298,18 +294,22 @@ class Store:
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
         """Run SQL and return an Arrow table; SQL errors become a one-line TwinError."""
         try:
-            rel = self.con.sql(sql, params=params) if params is not None else self.con.sql(sql)
-            if rel is None:
-                return pa.table({})
-            fetch = getattr(rel, "to_arrow_table", None) or rel.arrow  # duckdb 2 / 1.x
-            return fetch()
+            return _fetch(self.con.sql(sql, params=params) if params is not None else self.con.sql(sql))
         except duckdb.Error as exc:
             raise TwinError(f"SQL error: {_one_line(exc)}") from None
 
-    def query_read_only(self, sql: str) -> pa.Table:
-        """Run user SQL after refusing anything but read statements (the `twin sql` path)."""
-        check_read_only_sql(self.con, sql)
-        return self.query(sql)
+    def query_user(self, sql: str, read: str | os.PathLike[str] | None = None) -> pa.Table:
+        """Run one statement of user SQL (the `twin sql` path; open the store with `sandbox=True`), with the
+        files of the directory `read` as tables."""
+        from twin import sandbox
+
+        if read is not None:
+            sandbox.register_dir(self.con, Path(read), {t.lower() for t in self._tables()})
+        rel = sandbox.run(self.con, sql)
+        try:
+            return _fetch(rel)
+        except duckdb.Error as exc:
+            raise sandbox.sandbox_error(exc) from None
 
     def runs(self, limit: int | None = None) -> pa.Table:
         """Runs, newest first, with headline KPI means as extra columns."""
@@ -404,6 +404,13 @@ def _nan_to_null(tbl: pa.Table) -> pa.Table:
     return tbl
 
 
+def _fetch(rel: duckdb.DuckDBPyRelation | None) -> pa.Table:
+    if rel is None:
+        return pa.table({})
+    fetch = getattr(rel, "to_arrow_table", None) or rel.arrow  # duckdb 2 / 1.x
+    return fetch()
+
+
 def _one_line(exc: Exception) -> str:
     lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
     return " ".join(lines[:2]) if lines else type(exc).__name__
@@ -416,26 +423,6 @@ def parse_run_id(run_id: int | str) -> int:
         raise TwinError(
             f"unknown run id {run_id!r}: run ids are whole numbers (see `twin runs list`)"
         ) from None
-
-
-def check_read_only_sql(con: duckdb.DuckDBPyConnection, sql: str) -> None:
-    """Raise TwinError unless every statement of `sql` only reads (SELECT, EXPLAIN, read-only PRAGMAs)."""
-    try:
-        statements = con.extract_statements(sql)
-    except duckdb.Error as exc:
-        raise TwinError(f"SQL error: {_one_line(exc)}") from None
-    if not statements:
-        raise TwinError("SQL error: no statement given")
-    for st in statements:
-        kind = st.type.name
-        if kind == "PRAGMA":
-            m = re.match(r"\s*pragma\s+(\w+)", st.query, re.IGNORECASE)
-            if m and m.group(1).lower() in _READ_ONLY_PRAGMAS:
-                continue
-        elif kind in _READ_ONLY_STATEMENTS:
-            continue
-        word = st.query.strip().split()[0].upper() if st.query.strip() else kind
-        raise TwinError(f"twin sql is read-only: {word} statements are not allowed (only SELECT queries)")
 
 
 def open_store(path: str | os.PathLike[str] = DEFAULT_DB, read_only: bool = False) -> Store:

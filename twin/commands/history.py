@@ -195,13 +195,18 @@ def runs_show(
 
 # -- twin sql -----------------------------------------------------------------------------------------------
 def sql(
-    query: Annotated[str, typer.Argument(metavar="SQL", help="a SELECT query over the run history")],
+    query: Annotated[str, typer.Argument(metavar="SQL", help="one SELECT query over the run history")],
     db: Annotated[Path, DB_OPTION] = Path("twin.duckdb"),
+    read: Annotated[Path | None, typer.Option("--read", help="a directory whose CSV, TSV, Parquet and JSON-lines files are tables named after them (qc.csv -> qc), read-only")] = None,
     format: Annotated[str, typer.Option("--format", "-f", help="table, csv, json or parquet")] = "table",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write to this file (required for parquet)")] = None,
     limit: Annotated[int, typer.Option(help="rows shown in table format")] = 200,
 ) -> None:  # fmt: skip
-    """Run a read-only SQL query on the run history (the database is opened read-only)."""
+    """Run one read-only SQL statement on the run history.
+
+    DuckDB itself keeps the query in: it reads the database and no other file (only the files of --read DIR, as
+    tables), writes nothing, installs and loads no extension, reaches no network, and its settings are locked.
+    Several statements in one call are refused: run them one by one."""
     from twin import api
 
     fmt_name = format.lower()
@@ -211,7 +216,7 @@ def sql(
         raise TwinError("--format parquet needs --output FILE")
     if fmt_name == "table" and output is not None:
         raise TwinError("--output needs --format csv, json or parquet")
-    tbl, mismatch = api.query_checked(query, db=db)
+    tbl, mismatch = api.query_checked(query, db=db, read=read)
     if mismatch:
         typer.echo(mismatch, err=True)
     if fmt_name == "table":
