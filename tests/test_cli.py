@@ -202,7 +202,7 @@ def test_error_database_locked_by_another_process(small_scenario, history):
     try:
         assert holder.stdout.readline().strip() == "ok"
         pattern = rf"^error: database .*twin\.duckdb is locked by another process \(pid {holder.pid}\)"
-        _one_line_error(run_twin("run", str(small_scenario), "--db", str(history)), pattern)
+        _one_line_error(run_twin("run", str(small_scenario), "--db", str(history), "--wait", "0"), pattern)
         _one_line_error(run_twin("sql", "SELECT 1", "--db", str(history)), pattern)
         _one_line_error(run_twin("runs", "list", "--db", str(history)), pattern)
     finally:

@@ -264,7 +264,7 @@ def test_export_writes_one_parquet_per_table(tmp_path):
     assert lots.num_rows == sum(synthetic_trace(3 + r)["lots"].num_rows for r in range(3))
 
 
-def test_locked_database_names_the_pid(tmp_path):
+def test_locked_database_names_the_pid(tmp_path, capfd):
     import os
     import subprocess
     import sys
@@ -280,10 +280,12 @@ def test_locked_database_names_the_pid(tmp_path):
         assert holder.stdout.readline().strip() == "ok"
         t0 = time.time()
         with pytest.raises(
-            TwinError, match=rf"database .*h.duckdb is locked by another process \(pid {holder.pid}\)"
+            TwinError,
+            match=rf"database .*h.duckdb is locked by another process \(pid {holder.pid}\); waited 1 s; ",
         ):
-            open_store(db)
-        assert time.time() - t0 < 10
+            open_store(db, wait_s=1)
+        assert 1 <= time.time() - t0 < 10
+        assert capfd.readouterr().err == f"waiting for {db} (held by PID {holder.pid}) for up to 1 s ...\n"
     finally:
         holder.kill()
         holder.wait()

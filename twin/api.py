@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from twin.dblock import DEFAULT_WAIT_S, STORE_WAIT_S, writer_lock
 from twin.errors import TwinError
 from twin.runner import Progress, RunResult, store_run
 from twin.runner import run_scenario as _run_replications
@@ -74,11 +76,14 @@ def run_scenario(
     warmup: float | None = None,
     db: PathLike | Store | None = None,
     progress: Progress | None = None,
+    wait_s: float = DEFAULT_WAIT_S,
 ) -> RunResult:
     """Run a scenario (object or YAML path) with N replications; store it in `db` (path or Store) if given.
 
-    A database path is opened and checked (lock, schema version) before simulating, then opened again to write
-    the whole run in one transaction at the end, so other processes can read it while the run simulates.
+    With a database path, the writer lock (twin.dblock) is taken first, waiting up to `wait_s` seconds for
+    another writer, and held until the run is stored. The file is opened and checked (schema version) before
+    simulating, then opened again to write the whole run in one transaction at the end, so other processes can
+    read it while the run simulates.
     """
     if isinstance(scenario, str | os.PathLike):
         scenario = load_scenario(scenario)
@@ -89,11 +94,12 @@ def run_scenario(
         raise TwinError(f"--seed must be zero or positive, got {seed}")
     if isinstance(db, Store):
         return _run_replications(scenario, replications, seed, store=db, progress=progress)
-    if db is not None:
-        open_store(db).close()  # fail fast: unwritable, locked, other schema version
-    result = _run_replications(scenario, replications, seed, store=None, progress=progress)
-    if db is not None:
-        with open_store(db) as store:
+    if db is None:
+        return _run_replications(scenario, replications, seed, store=None, progress=progress)
+    with writer_lock(db, wait_s):
+        open_store(db, wait_s=wait_s).close()  # fail fast: unwritable, locked, other schema version
+        result = _run_replications(scenario, replications, seed, store=None, progress=progress)
+        with open_store(db, wait_s=max(wait_s, STORE_WAIT_S)) as store:
             store_run(store, result)
     return result
 
@@ -107,10 +113,12 @@ def run_to_precision(
     seed: int | None = None,
     db: PathLike | None = None,
     progress: Progress | None = None,
+    wait_s: float = DEFAULT_WAIT_S,
 ) -> tuple[RunResult, Any]:
     """Add replications until the 95 % interval of `kpi` has a relative half-width <= the target (or the max).
 
-    Returns the run (stored in `db` if given) and the PrecisionResult (n, mean, half-width, reached)."""
+    Returns the run (stored in `db` if given, under the writer lock as `run_scenario`) and the PrecisionResult
+    (n, mean, half-width, reached)."""
     from twin.precision import replications_for_precision
     from twin.runner import collect, simulate_replication
 
@@ -120,27 +128,30 @@ def run_to_precision(
         raise TwinError(f"--precision must be a fraction in (0, 1), e.g. 0.02, got {target_rel_half_width:g}")
     if not 2 <= min_replications <= max_replications:
         raise TwinError(f"need 2 <= min replications ({min_replications}) <= max ({max_replications})")
-    if db is not None:
-        open_store(db).close()
-    base_seed = int(scenario.seed if seed is None else seed)
-    results = []
-    t0 = time.perf_counter()
+    with writer_lock(db, wait_s) if db is not None else contextlib.nullcontext():
+        if db is not None:
+            open_store(db, wait_s=wait_s).close()
+        base_seed = int(scenario.seed if seed is None else seed)
+        results = []
+        t0 = time.perf_counter()
 
-    def sample(r: int) -> float:
-        rep = simulate_replication(scenario, base_seed, r)
-        if kpi not in rep.kpis:
-            names = ", ".join(sorted(rep.kpis))
-            raise TwinError(f"--kpi {kpi!r} is not a KPI of this run; choose one of: {names}")
-        results.append(rep)
-        if progress is not None:
-            progress(len(results), max_replications)
-        return rep.kpis[kpi]
+        def sample(r: int) -> float:
+            rep = simulate_replication(scenario, base_seed, r)
+            if kpi not in rep.kpis:
+                names = ", ".join(sorted(rep.kpis))
+                raise TwinError(f"--kpi {kpi!r} is not a KPI of this run; choose one of: {names}")
+            results.append(rep)
+            if progress is not None:
+                progress(len(results), max_replications)
+            return rep.kpis[kpi]
 
-    precision = replications_for_precision(sample, target_rel_half_width, min_replications, max_replications)
-    result = collect(scenario, base_seed, results, time.perf_counter() - t0)
-    if db is not None:
-        with open_store(db) as store:
-            store_run(store, result)
+        precision = replications_for_precision(
+            sample, target_rel_half_width, min_replications, max_replications
+        )
+        result = collect(scenario, base_seed, results, time.perf_counter() - t0)
+        if db is not None:
+            with open_store(db, wait_s=max(wait_s, STORE_WAIT_S)) as store:
+                store_run(store, result)
     return result, precision
 
 

@@ -42,13 +42,16 @@ def main() -> None:
 
     Typer's standalone mode renders usage errors (missing argument, bad option value) as a short usage message
     and exit code 2; a TwinError (or an adapter's user error) raised by a command ends in one line
-    `error: ...` and exit code 2.
+    `error: ...` and exit code 2; Ctrl-C in one line saying what was stored, and exit code 130.
     """
     try:
         app()
     except user_error_types() as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        code = getattr(exc, "exit_code", 2)
+        print(f"{'' if code == 130 else 'error: '}{exc}", file=sys.stderr)
+        sys.exit(code)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        from twin import interrupts
+
+        print(interrupts.message(), file=sys.stderr)
         sys.exit(130)

@@ -26,19 +26,23 @@ DB_OPTION = typer.Option(help="DuckDB run-history file")
 
 # -- helpers shared by the command modules ------------------------------------------------------------------
 def cli_errors(fn: F) -> F:
-    """Turn a TwinError into `error: <message>` on stderr and exit code 2 (also under Typer's CliRunner),
-    and Ctrl-C into `interrupted` and exit code 130."""
+    """Turn a TwinError into `error: <message>` on stderr and its exit code (2; an interrupted study's: 130), also
+    under Typer's CliRunner, and Ctrl-C into one line saying what was stored, and exit code 130."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from twin import interrupts
+
+        interrupts.forget()
         try:
             return fn(*args, **kwargs)
         except user_error_types() as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            code = getattr(exc, "exit_code", 2)
+            print(f"{'' if code == 130 else 'error: '}{exc}", file=sys.stderr)
             # SystemExit, not typer.Exit: `app(standalone_mode=False)` returns typer.Exit's code instead of exiting
-            sys.exit(2)
+            sys.exit(code)
         except KeyboardInterrupt:
-            print("interrupted: nothing was stored", file=sys.stderr)
+            print(interrupts.message(), file=sys.stderr)
             sys.exit(130)  # typer would turn it into Exit(130), which `main()` does not pass on
 
     return wrapper  # type: ignore[return-value]
