@@ -168,3 +168,17 @@ def test_a_killed_writer_leaves_no_lock_behind(place):
     assert b.returncode == 0, b.stderr
     assert "waiting" not in b.stderr and time.time() - t0 < 60
     assert _rows(place / "h.duckdb", "SELECT run_id FROM runs") == [(1,)]
+
+
+def test_a_study_and_a_run_started_together_both_land(place):
+    (place / "base.yaml").write_text("horizon_h: 1000\nwarmup_h: 24\nreplications: 2\n")
+    (place / "st.yaml").write_text("name: side\nbase: base.yaml\nreplications: 2\nseed: 3\ndesign: factorial\n"
+                                   "factors:\n  furnaces.count: [2, 3, 4]\n")  # fmt: skip
+    study = _start(["study", "st.yaml", "--executor", "serial", "--db", "h.duckdb"], cwd=place)
+    run = _start(["run", "long.yaml", "--seed", "5", "--db", "h.duckdb"], cwd=place)
+    (_, err_s), (_, err_r) = study.communicate(timeout=300), run.communicate(timeout=300)
+    assert study.returncode == 0 and run.returncode == 0, (err_s, err_r)
+    rows = _rows(place / "h.duckdb", "SELECT study_id, count(*) FROM runs GROUP BY 1 ORDER BY 1 NULLS LAST")
+    assert rows == [(1, 3), (None, 1)]
+    assert _rows(place / "h.duckdb", "SELECT status FROM studies") == [("done",)]
+    assert _rows(place / "h.duckdb", "SELECT count(DISTINCT run_id) FROM lots") == [(4,)]

@@ -69,3 +69,23 @@ def test_the_interrupted_line_counts_the_runs_of_this_command():
     )
     interrupts.forget()
     assert interrupts.stored == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="watches the process's threads in /proc")
+def test_ctrl_c_during_a_long_sql_query_is_one_line_and_exit_130(tmp_path):
+    """DuckDB stops the query and raises RuntimeError("Query interrupted"): that is Ctrl-C, not a traceback."""
+    duckdb.connect(str(tmp_path / "h.duckdb")).close()
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([*TWIN, "sql", "SELECT sum(hash(range)) FROM range(100000000000)", "--db", "h.duckdb"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    tasks = Path(f"/proc/{proc.pid}/task")
+    t0 = time.time()
+    while len(list(tasks.iterdir())) < 3:  # DuckDB's threads: the database is open, the query starts
+        assert time.time() - t0 < 60 and proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.splitlines() == ["interrupted: nothing was stored"] and out == ""

@@ -42,6 +42,20 @@ def deferred(reraise: bool = True) -> Iterator[list[int]]:
         raise KeyboardInterrupt
 
 
+@contextmanager
+def query_interrupts() -> Iterator[None]:
+    """DuckDB stops a query on Ctrl-C and raises RuntimeError("Query interrupted") (or its InterruptException):
+    raise the KeyboardInterrupt it was instead."""
+    try:
+        yield
+    except Exception as exc:
+        if type(exc).__name__ == "InterruptException" or (
+            isinstance(exc, RuntimeError) and "interrupted" in str(exc).lower()
+        ):
+            raise KeyboardInterrupt from None
+        raise
+
+
 def message() -> str:
     """The one line for Ctrl-C: what this process stored before it (nothing, or the run ids per database)."""
     if not stored:

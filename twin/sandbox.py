@@ -97,6 +97,8 @@ def run(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
         raise TwinError(f"twin sql runs one statement at a time, got {len(statements)}; run them one by one")
     try:
         return con.sql(sql)
+    except duckdb.InterruptException:
+        raise
     except duckdb.Error as exc:
         raise sandbox_error(exc) from None
 

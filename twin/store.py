@@ -364,8 +364,9 @@ class Store:
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
         """Run SQL and return an Arrow table; SQL errors become a one-line TwinError."""
         try:
-            return _fetch(self.con.sql(sql, params=params) if params is not None else self.con.sql(sql))
-        except duckdb.Error as exc:
+            with interrupts.query_interrupts():
+                return _fetch(self.con.sql(sql, params=params) if params is not None else self.con.sql(sql))
+        except duckdb.Error as exc:  # (an interrupted query is a KeyboardInterrupt by now)
             raise TwinError(f"SQL error: {_one_line(exc)}") from None
 
     def query_user(self, sql: str, read: str | os.PathLike[str] | None = None) -> pa.Table:
@@ -375,11 +376,14 @@ class Store:
 
         if read is not None:
             sandbox.register_dir(self.con, Path(read), {t.lower() for t in self._tables()})
-        rel = sandbox.run(self.con, sql)
-        try:
-            return _fetch(rel)
-        except duckdb.Error as exc:
-            raise sandbox.sandbox_error(exc) from None
+        with interrupts.query_interrupts():
+            rel = sandbox.run(self.con, sql)
+            try:
+                return _fetch(rel)
+            except duckdb.InterruptException:
+                raise
+            except duckdb.Error as exc:
+                raise sandbox.sandbox_error(exc) from None
 
     def runs(self, limit: int | None = None) -> pa.Table:
         """Runs, newest first, with headline KPI means as extra columns."""
