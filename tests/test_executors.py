@@ -384,11 +384,16 @@ def _db_rows(db: Path, sql: str) -> list[tuple]:
         con.close()
 
 
-@pytest.mark.parametrize("hold_s", ["1", "0"], ids=["ctrl-c-while-writing", "ctrl-c-while-simulating"])
-def test_ctrl_c_in_a_process_pool_study_is_one_line_exit_130_and_counts_what_is_stored(tmp_path, hold_s):
-    """Ctrl-C from a terminal reaches every process of the job (the study, the forkserver, the pool's workers):
-    sent here to the whole process group. One line, exit code 130, no worker traceback, the study marked failed,
-    and the runs it says it kept are the runs in the database (a write under way is finished first)."""
+@pytest.mark.parametrize(
+    ("executor", "hold_s"),
+    [("processes", "1"), ("processes", "0"), ("dask", "0")],
+    ids=["processes-ctrl-c-while-writing", "processes-ctrl-c-while-simulating", "local-dask-ctrl-c"],
+)
+def test_ctrl_c_in_a_study_is_one_line_exit_130_and_counts_what_is_stored(tmp_path, executor, hold_s):
+    """Ctrl-C from a terminal reaches every process of the job (the study, the forkserver and the pool's workers,
+    or the local Dask cluster's): sent here to the whole process group. One line, exit code 130, no worker
+    traceback, the study marked failed, and the runs it says it kept are the runs in the database (a write under
+    way is finished first)."""
     import os
     import re
     import signal
@@ -399,7 +404,7 @@ def test_ctrl_c_in_a_process_pool_study_is_one_line_exit_130_and_counts_what_is_
     env = dict(os.environ, PYTHONPATH=str(REPO), COLUMNS="200", NO_COLOR="1",
                TWIN_TEST_HOLD_WRITE=str(flag), TWIN_TEST_HOLD_WRITE_S=hold_s)  # fmt: skip
     proc = subprocess.Popen(
-        [*TWIN, "study", "s.yaml", "--executor", "processes", "--workers", "2", "--db", "t.duckdb"],
+        [*TWIN, "study", "s.yaml", "--executor", executor, "--workers", "2", "--db", "t.duckdb"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip

@@ -11,10 +11,12 @@ soon as all its replications are in. Results are identical bit for bit whichever
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import multiprocessing as mp
 import os
+import signal
 import threading
 import time
 from collections import deque
@@ -241,14 +243,15 @@ class DaskExecutor(Executor):
                 raise TwinError(f"cannot connect to the Dask scheduler at {self.address}: {exc}") from None
             except ValueError as exc:
                 raise TwinError(f"bad Dask scheduler address {self.address!r}: {exc}") from None
-        self._cluster = LocalCluster(
-            n_workers=self.workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            host="127.0.0.1",
-            silence_logs=logging.ERROR,
-        )
+        with _sigint_ignored():  # its worker processes inherit it: Ctrl-C is for this process alone
+            self._cluster = LocalCluster(
+                n_workers=self.workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                host="127.0.0.1",
+                silence_logs=logging.ERROR,
+            )
         return Client(self._cluster)
 
     def run(self, tasks: list[Task]) -> Iterator[tuple[int, ReplicationResult]]:
@@ -301,6 +304,21 @@ class DaskExecutor(Executor):
         if self._cluster is not None:
             self._cluster.close()
             self._cluster = None
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored in this block. A process started meanwhile keeps ignoring it (Python, asyncio and Dask's
+    worker leave an inherited SIG_IGN alone), so a terminal's Ctrl-C, sent to every process of the job, reaches
+    the study and not the local cluster's workers, which would each print a traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 EXECUTORS: dict[str, type[Executor]] = {e.name: e for e in (SerialExecutor, ProcessExecutor, DaskExecutor)}
