@@ -6,6 +6,7 @@ end in one line on stderr and a non-zero exit, never a traceback.
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import typer
@@ -45,13 +46,18 @@ def main() -> None:
     `error: ...` and exit code 2; Ctrl-C in one line saying what was stored, and exit code 130.
     """
     try:
-        app()
-    except user_error_types() as exc:
-        code = getattr(exc, "exit_code", 2)
-        print(f"{'' if code == 130 else 'error: '}{exc}", file=sys.stderr)
-        sys.exit(code)
-    except KeyboardInterrupt:
-        from twin import interrupts
+        try:
+            app()
+        except user_error_types() as exc:
+            code = getattr(exc, "exit_code", 2)
+            print(f"{'' if code == 130 else 'error: '}{exc}", file=sys.stderr)
+            sys.exit(code)
+        except KeyboardInterrupt:
+            from twin import interrupts
 
-        print(interrupts.message(), file=sys.stderr)
-        sys.exit(130)
+            print(interrupts.message(), file=sys.stderr)
+            sys.exit(130)
+    except SystemExit as stop:
+        if stop.code == 130:  # the line is out: a Ctrl-C still pending (DuckDB can leave one) or a second one
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # must not end the exit in a traceback
+        raise

@@ -88,6 +88,19 @@ def _mp_context() -> mp.context.BaseContext:
     return mp.get_context("spawn")
 
 
+def _start_forkserver() -> None:
+    """Start the forkserver now, from this (the main) thread with SIGINT ignored: it keeps ignoring it, and so do
+    the workers it forks, even while it imports PRELOAD (it ignores SIGINT only after that, and a Ctrl-C in that
+    second printed its traceback). The pool would otherwise start it from its own thread."""
+    ctx = _mp_context()
+    if ctx.get_start_method() != "forkserver":
+        return
+    from multiprocessing import forkserver
+
+    with _sigint_ignored():
+        forkserver.ensure_running()
+
+
 class _PoolStart:
     """One start of the pool, run in its own thread, and what it shares with the run that started it."""
 
@@ -158,6 +171,7 @@ class ProcessExecutor(Executor):
             return
         self.close()  # a previous run's pool, if this executor ran before
         start = self._start = self._last_start = _PoolStart(min(self.workers, len(tasks)), deque(tasks))
+        _start_forkserver()
         start.thread.start()
         while True:  # this process works while the pool starts
             with start.lock:
@@ -298,12 +312,20 @@ class DaskExecutor(Executor):
             return 0
 
     def close(self, abort: bool = False) -> None:
-        if self._client is not None:  # the scheduler forgets the client's tasks, running or not
-            self._client.close()
-            self._client = None
-        if self._cluster is not None:
-            self._cluster.close()
-            self._cluster = None
+        # after Ctrl-C or an error the cluster complains about the results nobody fetches any more: not news
+        logger = logging.getLogger("distributed")
+        level = logger.level
+        if abort:
+            logger.setLevel(logging.CRITICAL)
+        try:
+            if self._client is not None:  # the scheduler forgets the client's tasks, running or not
+                self._client.close()
+                self._client = None
+            if self._cluster is not None:
+                self._cluster.close()
+                self._cluster = None
+        finally:
+            logger.setLevel(level)
 
 
 @contextlib.contextmanager

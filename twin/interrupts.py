@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 stored: list[tuple[str, int]] = []
 """(database, run id) of every run this process committed since `forget()`."""
@@ -54,6 +57,39 @@ def query_interrupts() -> Iterator[None]:
         ):
             raise KeyboardInterrupt from None
         raise
+
+
+def interruptible(con: Any, fn: Callable[[], T]) -> T:
+    """`fn()`, a query on the DuckDB connection `con`, run in a thread while this one waits, so that Ctrl-C
+    interrupts it at once (`con.interrupt()`). DuckDB notices a signal by itself only at some points of a plan:
+    an aggregate over a long range ran on for minutes."""
+    if threading.current_thread() is not threading.main_thread():
+        return fn()
+    box: dict[str, Any] = {}
+    # an Event, not Thread.join: a join that Ctrl-C cut short can return early on the next call
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - raised again in the waiting thread
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name="twin-query", daemon=True).start()
+    try:
+        while not done.wait(0.1):
+            pass
+    except KeyboardInterrupt:
+        with deferred(reraise=False):  # until the query has stopped (milliseconds), the connection is busy
+            con.interrupt()
+            while not done.wait(0.05):
+                con.interrupt()  # the thread may have been between two statements
+        raise
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def message() -> str:

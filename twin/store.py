@@ -365,7 +365,7 @@ class Store:
         """Run SQL and return an Arrow table; SQL errors become a one-line TwinError."""
         try:
             with interrupts.query_interrupts():
-                return _fetch(self.con.sql(sql, params=params) if params is not None else self.con.sql(sql))
+                return interrupts.interruptible(self.con, lambda: _fetch(self.con.sql(sql, params=params)))
         except duckdb.Error as exc:  # (an interrupted query is a KeyboardInterrupt by now)
             raise TwinError(f"SQL error: {_one_line(exc)}") from None
 
@@ -376,7 +376,8 @@ class Store:
 
         if read is not None:
             sandbox.register_dir(self.con, Path(read), {t.lower() for t in self._tables()})
-        with interrupts.query_interrupts():
+
+        def run() -> pa.Table:
             rel = sandbox.run(self.con, sql)
             try:
                 return _fetch(rel)
@@ -384,6 +385,9 @@ class Store:
                 raise
             except duckdb.Error as exc:
                 raise sandbox.sandbox_error(exc) from None
+
+        with interrupts.query_interrupts():
+            return interrupts.interruptible(self.con, run)
 
     def runs(self, limit: int | None = None) -> pa.Table:
         """Runs, newest first, with headline KPI means as extra columns."""

@@ -35,7 +35,8 @@ def cli_errors(fn: F) -> F:
 
         interrupts.forget()
         try:
-            return fn(*args, **kwargs)
+            with interrupts.query_interrupts():  # DuckDB's "Query interrupted" anywhere: Ctrl-C
+                return fn(*args, **kwargs)
         except user_error_types() as exc:
             code = getattr(exc, "exit_code", 2)
             print(f"{'' if code == 130 else 'error: '}{exc}", file=sys.stderr)
