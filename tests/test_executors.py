@@ -10,7 +10,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
-from conftest import run_twin
+from conftest import TWIN, run_twin
 
 from twin.errors import TwinError
 from twin.executors import (
@@ -357,3 +357,150 @@ def test_processes_do_not_wait_for_a_pool_they_no_longer_need(monkeypatch) -> No
     for t in starters:
         t.join(timeout=30)  # the abandoned start shuts its pool down and ends
     assert starters and not any(t.is_alive() for t in starters)
+
+
+# -- Ctrl-C and lost Dask workers: one line, the study marked failed, the printed count is the stored one -------
+
+
+def _study_file(tmp_path: Path, scenarios: int, horizon_h: float) -> Path:
+    """A study of `scenarios` strategies (furnace count and buffer humidity varied), 2 replications each."""
+    (tmp_path / "base.yaml").write_text(f"horizon_h: {horizon_h}\nwarmup_h: 24\nreplications: 2\n")
+    strategies = "".join(
+        f"  - name: s{k}\n    furnaces.count: {2 + k % 3}\n    buffer.rh_pct: {10 + 10 * (k // 3)}\n"
+        for k in range(scenarios)
+    )
+    (tmp_path / "s.yaml").write_text(
+        "name: stop-me\nbase: base.yaml\nreplications: 2\nseed: 3\ndesign: strategies\nstrategies:\n"
+        + strategies
+    )
+    return tmp_path / "s.yaml"
+
+
+def _db_rows(db: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize(
+    ("executor", "hold_s"),
+    [("processes", "1"), ("processes", "0"), ("dask", "0")],
+    ids=["processes-ctrl-c-while-writing", "processes-ctrl-c-while-simulating", "local-dask-ctrl-c"],
+)
+def test_ctrl_c_in_a_study_is_one_line_exit_130_and_counts_what_is_stored(tmp_path, executor, hold_s):
+    """Ctrl-C from a terminal reaches every process of the job (the study, the forkserver and the pool's workers,
+    or the local Dask cluster's): sent here to the whole process group. One line, exit code 130, no worker
+    traceback, the study marked failed, and the runs it says it kept are the runs in the database (a write under
+    way is finished first)."""
+    import os
+    import re
+    import signal
+    import subprocess
+
+    _study_file(tmp_path, scenarios=12, horizon_h=3000)
+    flag = tmp_path / "writing.flag"
+    env = dict(os.environ, PYTHONPATH=str(REPO), COLUMNS="200", NO_COLOR="1",
+               TWIN_TEST_HOLD_WRITE=str(flag), TWIN_TEST_HOLD_WRITE_S=hold_s)  # fmt: skip
+    proc = subprocess.Popen(
+        [*TWIN, "study", "s.yaml", "--executor", executor, "--workers", "2", "--db", "t.duckdb"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    t0 = time.time()
+    while not flag.exists():  # the first run is being written
+        assert time.time() - t0 < 120 and proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    if hold_s == "0":
+        time.sleep(0.3)  # past that write: the study simulates on
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err + out and "KeyboardInterrupt" not in err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    m = re.fullmatch(
+        r"interrupted: study stop-me kept (\d+) of 12 completed scenario runs in t\.duckdb "
+        r"\(study id 1, marked failed\)",
+        lines[0],
+    )
+    assert m, lines[0]
+    stored = _db_rows(tmp_path / "t.duckdb", "SELECT count(*) FROM runs WHERE study_id = 1")[0][0]
+    assert int(m.group(1)) == stored
+    if hold_s == "1":
+        assert stored >= 1  # the run being written when Ctrl-C came was finished and counted
+    assert _db_rows(tmp_path / "t.duckdb", "SELECT status FROM studies") == [("failed",)]
+    complete = _db_rows(tmp_path / "t.duckdb", "SELECT count(DISTINCT run_id) FROM kpi_summary")[0][0]
+    assert complete == stored  # every stored run has all its rows
+    assert not (tmp_path / "t.duckdb.lock").exists()
+
+
+@pytest.fixture
+def dask_cluster():
+    """A real Dask scheduler on 127.0.0.1 with no worker (tests add or remove them)."""
+    import logging
+
+    from distributed import LocalCluster
+
+    cluster = LocalCluster(n_workers=0, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1",
+                           dashboard_address=None, silence_logs=logging.CRITICAL)  # fmt: skip
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+def test_a_dask_study_without_a_worker_fails_with_one_line_and_is_marked_failed(tmp_path, dask_cluster):
+    _study_file(tmp_path, scenarios=2, horizon_h=100)
+    address = dask_cluster.scheduler_address
+    t0 = time.time()
+    r = run_twin("study", "s.yaml", "--executor", "dask", "--address", address, "--dask-timeout", "2",
+                 "--db", "t.duckdb", cwd=tmp_path)  # fmt: skip
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert lines == [
+        f"error: study stop-me: the Dask scheduler at {address} had no worker for 2 s (start one with `dask worker "
+        f"{address}` or raise --dask-timeout); kept 0 of 2 completed scenario runs in t.duckdb (study id 1, "
+        "marked failed)"
+    ]
+    assert 2 <= time.time() - t0 < 60
+    assert _db_rows(tmp_path / "t.duckdb", "SELECT status FROM studies") == [("failed",)]
+    assert _db_rows(tmp_path / "t.duckdb", "SELECT count(*) FROM runs") == [(0,)]
+
+
+def test_a_dask_study_whose_only_worker_leaves_fails_and_keeps_what_it_stored(tmp_path, dask_cluster):
+    _study_file(tmp_path, scenarios=3, horizon_h=100)
+    dask_cluster.scale(1)
+    dask_cluster.wait_for_workers(1, timeout=30)
+    seen: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        seen.append(done)
+        if done == 2:  # the first scenario's both replications are in: its run is stored next
+            dask_cluster.scale(0)
+
+    ex = DaskExecutor(address=dask_cluster.scheduler_address, worker_timeout_s=2.0)
+    with pytest.raises(TwinError) as err:
+        run_study(tmp_path / "s.yaml", executor=ex, db=tmp_path / "t.duckdb", progress=progress)
+    msg = str(err.value)
+    assert msg.startswith(
+        f"study stop-me: the Dask scheduler at {dask_cluster.scheduler_address} had no worker"
+    )
+    assert "\n" not in msg
+    stored = _db_rows(tmp_path / "t.duckdb", "SELECT count(*) FROM runs")[0][0]
+    assert f"kept {stored} of 3 completed scenario runs" in msg and 1 <= stored < 3
+    assert _db_rows(tmp_path / "t.duckdb", "SELECT status FROM studies") == [("failed",)]
+
+
+def test_dask_timeout_is_checked_and_the_cli_default_is_the_executors():
+    from twin.executors import DEFAULT_DASK_TIMEOUT_S
+
+    with pytest.raises(TwinError, match="--dask-timeout is for --executor dask, not processes"):
+        make_executor("processes", dask_timeout_s=5)
+    with pytest.raises(TwinError, match="--dask-timeout must be a finite number of seconds > 0"):
+        make_executor("dask", dask_timeout_s=float("nan"))
+    assert make_executor("dask", dask_timeout_s=3).worker_timeout_s == 3
+    assert DaskExecutor().worker_timeout_s == DEFAULT_DASK_TIMEOUT_S
+    r = run_twin("study", "--help")
+    assert f"(default {DEFAULT_DASK_TIMEOUT_S:g})" in " ".join(r.stdout.split())

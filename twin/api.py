@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -16,6 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from twin.dblock import DEFAULT_WAIT_S, STORE_WAIT_S, writer_lock
 from twin.errors import TwinError
 from twin.runner import Progress, RunResult, store_run
 from twin.runner import run_scenario as _run_replications
@@ -84,11 +86,14 @@ def run_scenario(
     warmup: float | None = None,
     db: PathLike | Store | None = None,
     progress: Progress | None = None,
+    wait_s: float = DEFAULT_WAIT_S,
 ) -> RunResult:
     """Run a scenario (object or YAML path) with N replications; store it in `db` (path or Store) if given.
 
-    A database path is opened and checked (lock, schema version) before simulating, then opened again to write
-    the whole run in one transaction at the end, so other processes can read it while the run simulates.
+    With a database path, the writer lock (twin.dblock) is taken first, waiting up to `wait_s` seconds for
+    another writer, and held until the run is stored. The file is opened and checked (schema version) before
+    simulating, then opened again to write the whole run in one transaction at the end, so other processes can
+    read it while the run simulates.
     """
     if isinstance(scenario, str | os.PathLike):
         scenario = load_scenario(scenario)
@@ -100,11 +105,12 @@ def run_scenario(
     _check_seed(seed)
     if isinstance(db, Store):
         return _run_replications(scenario, replications, seed, store=db, progress=progress)
-    if db is not None:
-        open_store(db).close()  # fail fast: unwritable, locked, other schema version
-    result = _run_replications(scenario, replications, seed, store=None, progress=progress)
-    if db is not None:
-        with open_store(db) as store:
+    if db is None:
+        return _run_replications(scenario, replications, seed, store=None, progress=progress)
+    with writer_lock(db, wait_s):
+        open_store(db, wait_s=wait_s).close()  # fail fast: unwritable, locked, other schema version
+        result = _run_replications(scenario, replications, seed, store=None, progress=progress)
+        with open_store(db, wait_s=max(wait_s, STORE_WAIT_S)) as store:
             store_run(store, result)
     return result
 
@@ -118,10 +124,12 @@ def run_to_precision(
     seed: int | None = None,
     db: PathLike | None = None,
     progress: Progress | None = None,
+    wait_s: float = DEFAULT_WAIT_S,
 ) -> tuple[RunResult, Any]:
     """Add replications until the 95 % interval of `kpi` has a relative half-width <= the target (or the max).
 
-    Returns the run (stored in `db` if given) and the PrecisionResult (n, mean, half-width, reached)."""
+    Returns the run (stored in `db` if given, under the writer lock as `run_scenario`) and the PrecisionResult
+    (n, mean, half-width, reached)."""
     from twin.precision import replications_for_precision
     from twin.runner import collect, simulate_replication
 
@@ -133,27 +141,30 @@ def run_to_precision(
         raise TwinError(f"need 2 <= min replications ({min_replications}) <= max ({max_replications})")
     _check_replications(scenario, max_replications, "--max-replications")
     _check_seed(seed)
-    if db is not None:
-        open_store(db).close()
-    base_seed = int(scenario.seed if seed is None else seed)
-    results = []
-    t0 = time.perf_counter()
+    with writer_lock(db, wait_s) if db is not None else contextlib.nullcontext():
+        if db is not None:
+            open_store(db, wait_s=wait_s).close()
+        base_seed = int(scenario.seed if seed is None else seed)
+        results = []
+        t0 = time.perf_counter()
 
-    def sample(r: int) -> float:
-        rep = simulate_replication(scenario, base_seed, r)
-        if kpi not in rep.kpis:
-            names = ", ".join(sorted(rep.kpis))
-            raise TwinError(f"--kpi {kpi!r} is not a KPI of this run; choose one of: {names}")
-        results.append(rep)
-        if progress is not None:
-            progress(len(results), max_replications)
-        return rep.kpis[kpi]
+        def sample(r: int) -> float:
+            rep = simulate_replication(scenario, base_seed, r)
+            if kpi not in rep.kpis:
+                names = ", ".join(sorted(rep.kpis))
+                raise TwinError(f"--kpi {kpi!r} is not a KPI of this run; choose one of: {names}")
+            results.append(rep)
+            if progress is not None:
+                progress(len(results), max_replications)
+            return rep.kpis[kpi]
 
-    precision = replications_for_precision(sample, target_rel_half_width, min_replications, max_replications)
-    result = collect(scenario, base_seed, results, time.perf_counter() - t0)
-    if db is not None:
-        with open_store(db) as store:
-            store_run(store, result)
+        precision = replications_for_precision(
+            sample, target_rel_half_width, min_replications, max_replications
+        )
+        result = collect(scenario, base_seed, results, time.perf_counter() - t0)
+        if db is not None:
+            with open_store(db, wait_s=max(wait_s, STORE_WAIT_S)) as store:
+                store_run(store, result)
     return result, precision
 
 
@@ -226,20 +237,24 @@ def strategy_robustness(
     return rob.robustness(groups, cons)
 
 
-def query(sql: str, db: PathLike = DEFAULT_DB) -> pa.Table:
-    """Run read-only SQL on a run-history database; returns an Arrow table (`.to_pandas()` for a DataFrame).
+def query(sql: str, db: PathLike = DEFAULT_DB, read: PathLike | None = None) -> pa.Table:
+    """Run one SQL statement on a run-history database; returns an Arrow table (`.to_pandas()` for a DataFrame).
 
+    The query runs in DuckDB's sandbox (twin.sandbox): it reads the database and no other file, except the
+    CSV, Parquet and JSON-lines files directly in the directory `read`, each a table named after its file.
     Any DuckDB file is accepted (its schema version is not enforced); see `query_checked`."""
-    return query_checked(sql, db)[0]
+    return query_checked(sql, db, read)[0]
 
 
-def query_checked(sql: str, db: PathLike = DEFAULT_DB) -> tuple[pa.Table, str | None]:
+def query_checked(
+    sql: str, db: PathLike = DEFAULT_DB, read: PathLike | None = None
+) -> tuple[pa.Table, str | None]:
     """`query`, plus a one-line warning if `db` is a twin database of another schema version (else None)."""
     from twin import schema
 
-    with Store(db, read_only=True, check_schema=False) as store:
-        tbl = store.query_read_only(sql)
+    with Store(db, read_only=True, check_schema=False, sandbox=True) as store:
         found = store.schema_version()
+        tbl = store.query_user(sql, read)
     if found is None or found == str(schema.SCHEMA_VERSION):
         return tbl, None
     return tbl, (

@@ -6,6 +6,7 @@ end in one line on stderr and a non-zero exit, never a traceback.
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import typer
@@ -42,13 +43,21 @@ def main() -> None:
 
     Typer's standalone mode renders usage errors (missing argument, bad option value) as a short usage message
     and exit code 2; a TwinError (or an adapter's user error) raised by a command ends in one line
-    `error: ...` and exit code 2.
+    `error: ...` and exit code 2; Ctrl-C in one line saying what was stored, and exit code 130.
     """
     try:
-        app()
-    except user_error_types() as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+        try:
+            app()
+        except user_error_types() as exc:
+            code = getattr(exc, "exit_code", 2)
+            print(f"{'' if code == 130 else 'error: '}{exc}", file=sys.stderr)
+            sys.exit(code)
+        except KeyboardInterrupt:
+            from twin import interrupts
+
+            print(interrupts.message(), file=sys.stderr)
+            sys.exit(130)
+    except SystemExit as stop:
+        if stop.code == 130:  # the line is out: a Ctrl-C still pending (DuckDB can leave one) or a second one
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # must not end the exit in a traceback
+        raise

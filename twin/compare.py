@@ -8,6 +8,7 @@ its value) / good kg, over the KPI window; the unit prices are `CostPrices` defa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -575,15 +576,17 @@ def select_best(
     prices: CostPrices = CostPrices(),
     simulate: Callable[[Any, int, int], Any] | None = None,
     procedure: str = "kn",
+    wait_s: float | None = None,
 ) -> BestSelection:
     """Selection of the best among the feasible systems with `procedure` (`kn`: Kim & Nelson's fully sequential
     procedure; `rinott`: Rinott's two-stage one): stored replications first, more simulated (and stored) on demand.
 
     Needs systems from one study with one seed (CRN). New replications of a scenario are stored, if `db` is given,
-    as one more run of that scenario in the same study (one transaction per scenario).
+    as one more run of that scenario in the same study (one transaction per scenario); the writer lock
+    (twin.dblock) is then taken before the first is simulated, waiting up to `wait_s` seconds for another writer.
     """
     from twin.limits import run_limit_error
-    from twin.runner import collect, simulate_replication, store_run
+    from twin.runner import simulate_replication
     from twin.scenario import scenario_from_dict
     from twin.selection import kn_select, rinott_select
 
@@ -631,18 +634,14 @@ def select_best(
         new.setdefault(i, []).append(res)
         return _objective_value(res, scenarios[i], kpi, prices)
 
-    result = procedures[procedure](sample, len(systems), delta, alpha, n0, maximize, max_reps=max_reps)
-    stored_ids: list[int] = []
-    if db is not None and new:
-        from twin.store import open_store
+    from twin import dblock
 
-        with open_store(db) as store:
-            for i, reps in new.items():
-                sc = scenarios[i]
-                run = collect(
-                    sc, systems[i].seed, reps, sum(r.wall_s for r in reps), study_id=selection.study_id
-                )
-                stored_ids.append(store_run(store, run))
+    wait = dblock.DEFAULT_WAIT_S if wait_s is None else wait_s
+    with dblock.writer_lock(db, wait) if db is not None else contextlib.nullcontext():
+        result = procedures[procedure](sample, len(systems), delta, alpha, n0, maximize, max_reps=max_reps)
+        stored_ids = _store_new(
+            db, new, scenarios, systems, selection.study_id, max(wait, dblock.STORE_WAIT_S)
+        )
     names = [s.name for s in systems]
     return BestSelection(
         best=names[result.best],
@@ -659,6 +658,28 @@ def select_best(
         stopped_at_max=result.stopped_at_max,
         procedure=procedure,
     )
+
+
+def _store_new(
+    db: Any,
+    new: dict[int, list[Any]],
+    scenarios: dict[int, Any],
+    systems: list[Any],
+    study_id: Any,
+    wait_s: float,
+) -> list[int]:
+    """Store the replications `select_best` simulated, one run per scenario; returns the new run ids."""
+    from twin.runner import collect, store_run
+    from twin.store import open_store
+
+    if db is None or not new:
+        return []
+    stored_ids = []
+    with open_store(db, wait_s=wait_s) as store:
+        for i, reps in new.items():
+            run = collect(scenarios[i], systems[i].seed, reps, sum(r.wall_s for r in reps), study_id=study_id)
+            stored_ids.append(store_run(store, run))
+    return stored_ids
 
 
 def _objective_value(res: Any, scenario: Any, kpi: str, prices: CostPrices) -> float:

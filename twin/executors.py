@@ -11,9 +11,12 @@ soon as all its replications are in. Results are identical bit for bit whichever
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import multiprocessing as mp
 import os
+import signal
 import threading
 import time
 from collections import deque
@@ -23,10 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from twin import interrupts
+from twin.dblock import DEFAULT_WAIT_S, STORE_WAIT_S, writer_lock
 from twin.errors import TwinError
 from twin.runner import ReplicationResult, RunResult, collect, store_run
 from twin.study import StudyPlan, load_study
-from twin.worker import PRELOAD, Task, ready, simulate_task, without_pandas
+from twin.worker import PRELOAD, Task, init_worker, ready, simulate_task
 
 StudyProgress = Callable[[int, int], None]
 """progress(done, total) over every (scenario x replication) task."""
@@ -44,11 +49,12 @@ class Executor:
     def __enter__(self) -> Executor:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        with interrupts.deferred():  # a second Ctrl-C does not leave workers behind
+            self.close(abort=exc_type is not None)
 
-    def close(self) -> None:
-        pass
+    def close(self, abort: bool = False) -> None:
+        """Release the workers; `abort`: stop the tasks still running (after an error or Ctrl-C)."""
 
     def run(self, tasks: list[Task]) -> Iterator[tuple[int, ReplicationResult]]:
         raise NotImplementedError
@@ -70,7 +76,7 @@ class SerialExecutor(Executor):
 def new_pool(workers: int) -> ProcessPoolExecutor:
     """A local process pool whose workers are set up to simulate (twin.worker); the workers start on the first
     submit."""
-    return ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(), initializer=without_pandas)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(), initializer=init_worker)
 
 
 def _mp_context() -> mp.context.BaseContext:
@@ -80,6 +86,19 @@ def _mp_context() -> mp.context.BaseContext:
         ctx.set_forkserver_preload(PRELOAD)  # imported once in the forkserver, not in every worker
         return ctx
     return mp.get_context("spawn")
+
+
+def _start_forkserver() -> None:
+    """Start the forkserver now, from this (the main) thread with SIGINT ignored: it keeps ignoring it, and so do
+    the workers it forks, even while it imports PRELOAD (it ignores SIGINT only after that, and a Ctrl-C in that
+    second printed its traceback). The pool would otherwise start it from its own thread."""
+    ctx = _mp_context()
+    if ctx.get_start_method() != "forkserver":
+        return
+    from multiprocessing import forkserver
+
+    with _sigint_ignored():
+        forkserver.ensure_running()
 
 
 class _PoolStart:
@@ -152,6 +171,7 @@ class ProcessExecutor(Executor):
             return
         self.close()  # a previous run's pool, if this executor ran before
         start = self._start = self._last_start = _PoolStart(min(self.workers, len(tasks)), deque(tasks))
+        _start_forkserver()
         start.thread.start()
         while True:  # this process works while the pool starts
             with start.lock:
@@ -173,7 +193,7 @@ class ProcessExecutor(Executor):
             for fut in sorted(done, key=id):
                 yield fut.result()
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
         start, self._start = self._start, None
         self._pool = None
         if start is None:
@@ -184,19 +204,42 @@ class ProcessExecutor(Executor):
                 return
         start.thread.join()
         if start.pool is not None:
+            # Tasks not started are cancelled; the running ones finish (a replication, a few seconds at most)
+            # and are dropped. Terminating a worker instead can cut its answer short in the pool's result pipe,
+            # and the pool then waits for the rest of it for ever.
             start.pool.shutdown(wait=True, cancel_futures=True)
 
 
+DEFAULT_DASK_TIMEOUT_S = 60.0
+"""Seconds a Dask study waits while its cluster has no worker before it fails (`--dask-timeout`)."""
+
+
+class NoWorkers(TwinError):
+    """The Dask cluster had no worker for longer than the executor's worker timeout."""
+
+
 class DaskExecutor(Executor):
-    """A Dask distributed cluster at `address` (tcp://host:port), or a LocalCluster of `workers` processes."""
+    """A Dask distributed cluster at `address` (tcp://host:port), or a LocalCluster of `workers` processes.
+
+    While tasks are outstanding, the executor asks the scheduler every POLL_S how many workers it has; when it
+    has had none for `worker_timeout_s` (none ever connected, or the last one left), `run` raises NoWorkers
+    instead of waiting for ever."""
 
     name = "dask"
+    POLL_S = 0.25
+    RESULT_S = 2.0  # longest wait for a finished task's result before the workers are looked at again
 
     def __init__(
-        self, workers: int | None = None, address: str | None = None, connect_timeout_s: float = 10.0
+        self,
+        workers: int | None = None,
+        address: str | None = None,
+        connect_timeout_s: float = 10.0,
+        worker_timeout_s: float = DEFAULT_DASK_TIMEOUT_S,
     ) -> None:
         super().__init__(workers, address)
         self.connect_timeout_s = connect_timeout_s
+        self.worker_timeout_s = worker_timeout_s
+        self._alone_since: float | None = None  # when the cluster was first seen without a worker
         self._client: Any = None
         self._cluster: Any = None
 
@@ -214,14 +257,15 @@ class DaskExecutor(Executor):
                 raise TwinError(f"cannot connect to the Dask scheduler at {self.address}: {exc}") from None
             except ValueError as exc:
                 raise TwinError(f"bad Dask scheduler address {self.address!r}: {exc}") from None
-        self._cluster = LocalCluster(
-            n_workers=self.workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            host="127.0.0.1",
-            silence_logs=logging.ERROR,
-        )
+        with _sigint_ignored():  # its worker processes inherit it: Ctrl-C is for this process alone
+            self._cluster = LocalCluster(
+                n_workers=self.workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                host="127.0.0.1",
+                silence_logs=logging.ERROR,
+            )
         return Client(self._cluster)
 
     def run(self, tasks: list[Task]) -> Iterator[tuple[int, ReplicationResult]]:
@@ -229,31 +273,97 @@ class DaskExecutor(Executor):
 
         self._client = self._connect()
         futures = [self._client.submit(simulate_task, t, pure=False) for t in tasks]
-        for fut in as_completed(futures):
-            yield fut.result()
-            fut.release()
+        done = as_completed(futures)
+        self._alone_since = None
+        while not done.is_empty():
+            self._check_workers()
+            batch = done.next_batch(block=False)
+            if not batch:
+                time.sleep(self.POLL_S)
+            for fut in batch:
+                try:  # a result held by a worker that has just left is computed again, if a worker comes
+                    result = fut.result(timeout=self.RESULT_S)
+                except TimeoutError:
+                    done.add(fut)
+                    self._check_workers()
+                    continue
+                yield result
+                fut.release()
 
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
-        if self._cluster is not None:
-            self._cluster.close()
-            self._cluster = None
+    def _check_workers(self) -> None:
+        """Raise NoWorkers when the scheduler has had no worker for `worker_timeout_s`."""
+        now = time.monotonic()
+        if self._workers() > 0:
+            self._alone_since = None
+        elif self._alone_since is None:
+            self._alone_since = now
+        elif now - self._alone_since >= self.worker_timeout_s:
+            where = f"the Dask scheduler at {self.address}" if self.address else "the local Dask cluster"
+            raise NoWorkers(
+                f"{where} had no worker for {self.worker_timeout_s:g} s (start one with `dask worker "
+                f"{self.address or 'ADDRESS'}` or raise --dask-timeout)"
+            )
+
+    def _workers(self) -> int:
+        """Workers the scheduler has now (0 when it does not answer within a few seconds)."""
+        try:
+            return len(self._client.nthreads(callback_timeout=max(1.0, self.POLL_S * 8)))
+        except (OSError, TimeoutError):
+            return 0
+
+    def close(self, abort: bool = False) -> None:
+        # after Ctrl-C or an error the cluster complains about the results nobody fetches any more: not news
+        logger = logging.getLogger("distributed")
+        level = logger.level
+        if abort:
+            logger.setLevel(logging.CRITICAL)
+        try:
+            if self._client is not None:  # the scheduler forgets the client's tasks, running or not
+                self._client.close()
+                self._client = None
+            if self._cluster is not None:
+                self._cluster.close()
+                self._cluster = None
+        finally:
+            logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored in this block. A process started meanwhile keeps ignoring it (Python, asyncio and Dask's
+    worker leave an inherited SIG_IGN alone), so a terminal's Ctrl-C, sent to every process of the job, reaches
+    the study and not the local cluster's workers, which would each print a traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 EXECUTORS: dict[str, type[Executor]] = {e.name: e for e in (SerialExecutor, ProcessExecutor, DaskExecutor)}
 
 
-def make_executor(name: str, workers: int | None = None, address: str | None = None) -> Executor:
-    """The executor called `name` (serial, processes, dask); TwinError for another name."""
+def make_executor(
+    name: str, workers: int | None = None, address: str | None = None, dask_timeout_s: float | None = None
+) -> Executor:
+    """The executor called `name` (serial, processes, dask); TwinError for another name. `dask_timeout_s`:
+    how long a Dask study waits while its cluster has no worker (default DEFAULT_DASK_TIMEOUT_S)."""
     if name not in EXECUTORS:
         raise TwinError(f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}")
     if address and name != "dask":
         raise TwinError(f"--address is for --executor dask, not {name}")
     if workers is not None and workers < 1:
         raise TwinError(f"--workers must be at least 1, got {workers}")
-    return EXECUTORS[name](workers, address)
+    if dask_timeout_s is None:
+        return EXECUTORS[name](workers, address)
+    if name != "dask":
+        raise TwinError(f"--dask-timeout is for --executor dask, not {name}")
+    if not math.isfinite(dask_timeout_s) or dask_timeout_s <= 0:
+        raise TwinError(f"--dask-timeout must be a finite number of seconds > 0, got {dask_timeout_s}")
+    return DaskExecutor(workers, address, worker_timeout_s=dask_timeout_s)
 
 
 class StudyInterrupted(TwinError):
@@ -305,28 +415,46 @@ def run_study(
     address: str | None = None,
     db: str | os.PathLike[str] | None = None,
     progress: StudyProgress | None = None,
+    wait_s: float = DEFAULT_WAIT_S,
 ) -> StudyResult:
     """Run every scenario x replication of a study with common random numbers; store each run as it completes.
 
     `executor` is `serial`, `processes` (default, `workers` = all cores) or `dask` (`address` of a scheduler, or a
-    local cluster). With `db`, the study row is written first, then each scenario-run in its own transaction as
-    soon as its replications are in; an interruption keeps the completed runs (StudyInterrupted says how many).
+    local cluster). With `db`, the writer lock (twin.dblock) is taken first, waiting up to `wait_s` seconds for
+    another writer, and held to the end; the study row is written, then each scenario-run in its own transaction
+    as soon as its replications are in. A failure or Ctrl-C keeps the completed runs, marks the study failed and
+    says how many runs the database holds (StudyInterrupted for Ctrl-C, exit code 130).
     """
     plan = study if isinstance(study, StudyPlan) else load_study(study)
     ex = executor if isinstance(executor, Executor) else make_executor(executor, workers, address)
     tasks = _tasks(plan, range(plan.study.replications))
+    if db is None:
+        return _run_study(plan, ex, tasks, None, progress)
+    with writer_lock(db, wait_s):
+        return _run_study(plan, ex, tasks, _StudyStore(db, wait_s), progress)
+
+
+def _run_study(
+    plan: StudyPlan,
+    ex: Executor,
+    tasks: list[Task],
+    history: _StudyStore | None,
+    progress: StudyProgress | None,
+) -> StudyResult:
     study_id = None
     db_path = None
-    history = _StudyStore(db) if db is not None else None
     if history is not None:
-        study_id = history.open().create_study(plan.name, plan.to_json(), plan.hash())
-        db_path = str(history.path)
-        history.close()  # how soon results come is not known yet
+        with interrupts.deferred():  # the study row exists and is marked, or it does not exist
+            study_id = history.open().create_study(plan.name, plan.to_json(), plan.hash())
+            db_path = str(history.path)
+            history.close()  # how soon results come is not known yet
     pending: dict[int, list[ReplicationResult]] = {i: [] for i in range(len(plan.scenarios))}
     runs: dict[int, RunResult] = {}
     task_wall: list[float] = []
     t0 = time.perf_counter()
     status = "failed"
+    interrupted = False
+    failure: Exception | None = None
     try:
         with ex:
             for done, (index, rep) in enumerate(ex.run(tasks), start=1):
@@ -344,29 +472,33 @@ def run_study(
                         history.write(result)
                     runs[index] = result
         status = "done"
+    except KeyboardInterrupt:
+        interrupted = True
+    except NoWorkers as exc:
+        failure = exc
     except TwinError:
         raise
-    except KeyboardInterrupt:
-        raise StudyInterrupted(
-            f"interrupted: study {plan.name} kept {len(runs)} of {len(plan.scenarios)} completed scenario runs"
-            + (f" in {db_path} (study id {study_id}, marked failed)" if db_path else "")
-        ) from None
     except (
         Exception
     ) as exc:  # a replication failed in a worker: one line for the user, the cause kept for the API
-        first = (str(exc).strip().splitlines() or [""])[0]
-        raise TwinError(
-            f"study {plan.name}: a replication failed ({type(exc).__name__}: {first}); kept {len(runs)} of "
-            f"{len(plan.scenarios)} completed scenario runs"
-            + (f" in {db_path} (study id {study_id})" if db_path else "")
-        ) from exc
+        failure = exc
     finally:
-        if history is not None:
-            try:
-                if study_id is not None:
-                    history.open().finish_study(study_id, status)
-            finally:
-                history.close()
+        kept = len(runs)
+        if history is not None and study_id is not None:
+            with interrupts.deferred(reraise=False) as came:  # a second Ctrl-C does not skip the bookkeeping
+                kept = history.finish(study_id, status)
+            interrupted = interrupted or bool(came)
+    where = f" in {db_path} (study id {study_id}, marked failed)" if db_path else ""
+    kept_line = f"kept {kept} of {len(plan.scenarios)} completed scenario runs{where}"
+    if interrupted:
+        raise StudyInterrupted(f"interrupted: study {plan.name} {kept_line}")
+    if isinstance(failure, NoWorkers):
+        raise TwinError(f"study {plan.name}: {failure}; {kept_line}") from None
+    if failure is not None:
+        first = (str(failure).strip().splitlines() or [""])[0]
+        raise TwinError(
+            f"study {plan.name}: a replication failed ({type(failure).__name__}: {first}); {kept_line}"
+        ) from failure
     return StudyResult(
         plan=plan,
         runs=[runs[i] for i in sorted(runs)],
@@ -381,16 +513,18 @@ def run_study(
 
 
 class _StudyStore:
-    """The study's database while the study runs. Each scenario-run is written in its own transaction as it
-    completes. Between two writes the file stays open while results arrive in quick succession. Opening and
-    closing cost about 0.15 s, the close being a checkpoint: for a study of 24 short scenario-runs, 3.6 s of 8.3 s.
-    When results come slowly (more than HOLD_S apart), the file is closed after each write, so that other
-    processes (`twin runs list`, `twin compare`) can open it while the study waits."""
+    """The study's database while the study runs (under the writer lock, which `run_study` holds). Each
+    scenario-run is written in its own transaction as it completes. Between two writes the file stays open while
+    results arrive in quick succession. Opening and closing cost about 0.15 s, the close being a checkpoint: for
+    a study of 24 short scenario-runs, 3.6 s of 8.3 s. When results come slowly (more than HOLD_S apart), the
+    file is closed after each write, so that other processes (`twin runs list`, `twin compare`) can open it while
+    the study waits."""
 
     HOLD_S = 1.0
 
-    def __init__(self, db: str | os.PathLike[str]) -> None:
+    def __init__(self, db: str | os.PathLike[str], wait_s: float = DEFAULT_WAIT_S) -> None:
         self.path = Path(db)
+        self.wait_s = wait_s  # for DuckDB's lock (readers) before the first result; STORE_WAIT_S after
         self.store: Any = None
         self._last: float | None = None  # when the previous result arrived
         self._gap = 0.0  # seconds between the last two results
@@ -399,7 +533,7 @@ class _StudyStore:
         if self.store is None:
             from twin.store import open_store
 
-            self.store = open_store(self.path)
+            self.store = open_store(self.path, wait_s=self.wait_s)
             self.path = self.store.path
         return self.store
 
@@ -407,10 +541,23 @@ class _StudyStore:
         now = time.perf_counter()
         self._gap = 0.0 if self._last is None else now - self._last
         self._last = now
+        self.wait_s = max(self.wait_s, STORE_WAIT_S)  # simulated work is at stake from now on
 
     def write(self, result: RunResult) -> None:
         store_run(self.open(), result)
         if self._gap > self.HOLD_S:  # the next result is likely a while away: let others read meanwhile
+            self.close()
+
+    def finish(self, study_id: int, status: str) -> int:
+        """Mark the study `status`, close, and return how many runs of it the database holds."""
+        self.wait_s = max(self.wait_s, STORE_WAIT_S)
+        try:
+            store = self.open()
+            store.finish_study(study_id, status)
+            return int(
+                store.con.execute("SELECT count(*) FROM runs WHERE study_id = ?", [study_id]).fetchone()[0]
+            )
+        finally:
             self.close()
 
     def close(self) -> None:

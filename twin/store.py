@@ -19,7 +19,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from twin import schema
+from twin import dblock, interrupts, schema
 from twin.errors import TwinError
 
 DEFAULT_DB = "twin.duckdb"
@@ -42,30 +42,23 @@ run 3's close). Ten one-year runs of five replications, each written by its own 
 file 5 % larger. The run history only appends (a study's status is the one row ever updated), so vacuuming had
 nothing else to reclaim; a command that deletes runs would want it back for its own checkpoint."""
 
-_READ_ONLY_STATEMENTS = {"SELECT", "EXPLAIN"}
-_READ_ONLY_PRAGMAS = {
-    "table_info",
-    "show_tables",
-    "show_tables_expanded",
-    "show",
-    "database_size",
-    "database_list",
-    "storage_info",
-    "version",
-    "functions",
-    "collations",
-    "platform",
-    "metadata_info",
-}
+READ_WAIT_S = 5.0
+"""Seconds a reader waits, silently, for a writer to let go of the file (a study writing a run, say) before it
+says the database is locked."""
 
 HEADLINE_KPIS = ("good_kg_per_h", "final_yield", "lead_time_mean_h", "r_int_good_mean")
 """KPIs shown per run by `twin runs list`."""
 
 
-def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
-    """A connection to the database file `path`. Readers connect plainly; a writer attaches the file to an
-    in-memory session with the twin's ROW_GROUP_SIZE and makes it the default, under the name DuckDB itself
-    would give it (the file's stem), so that unqualified table names and `current_database()` are unchanged."""
+def _connect(path: Path, read_only: bool, sandbox: bool = False) -> duckdb.DuckDBPyConnection:
+    """A connection to the database file `path`. Readers connect plainly (`sandbox`: inside twin.sandbox); a
+    writer attaches the file to an in-memory session with the twin's ROW_GROUP_SIZE and makes it the default,
+    under the name DuckDB itself would give it (the file's stem), so that unqualified table names and
+    `current_database()` are unchanged."""
+    if sandbox:
+        from twin import sandbox as sb
+
+        return sb.connect(path)
     if read_only:
         return duckdb.connect(str(path), read_only=True)
     con = duckdb.connect(":memory:")
@@ -82,13 +75,43 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _connect_error(path: Path, exc: Exception, read_only: bool) -> TwinError:
+def _lock_conflict(exc: BaseException) -> str | None:
+    """The PID (or "") of the process whose DuckDB lock refused this connection; None for any other error."""
+    msg = str(exc)
+    if "Could not set lock" not in msg:
+        return None
+    pid = re.search(r"PID (\d+)", msg)
+    return pid.group(1) if pid else ""
+
+
+def _connect_waiting(
+    path: Path, read_only: bool, sandbox: bool, wait_s: float, notify: dblock.Notify | None
+) -> duckdb.DuckDBPyConnection:
+    """`_connect`, trying again for up to `wait_s` seconds while another process holds DuckDB's lock on the
+    file; `notify` (if given) gets one line when the wait begins."""
+    deadline = time.monotonic() + wait_s
+    told = False
+    while True:
+        try:
+            return _connect(path, read_only, sandbox)
+        except duckdb.Error as exc:
+            pid = _lock_conflict(exc)
+            if pid is None or time.monotonic() >= deadline:
+                raise
+            if notify is not None and not told:
+                notify(dblock.waiting_line(path, pid, wait_s))
+                told = True
+            time.sleep(min(dblock.POLL_S, max(0.0, deadline - time.monotonic())))
+
+
+def _connect_error(path: Path, exc: Exception, read_only: bool, wait_s: float = 0.0) -> TwinError:
     msg = str(exc)
     if "Could not set lock" in msg or "Conflicting lock" in msg:
         pid = re.search(r"PID (\d+)", msg)
         who = f" (pid {pid.group(1)})" if pid else ""
+        waited = f"; waited {wait_s:g} s" if wait_s > 0 else ""
         return TwinError(
-            f"database {path} is locked by another process{who}; wait for it or use another --db"
+            f"database {path} is locked by another process{who}{waited}; wait for it or use another --db"
         )
     if "different configuration" in msg or "Unique file handle conflict" in msg:
         return TwinError(f"database {path} is already open in this process; close it first")
@@ -128,27 +151,52 @@ def code_version() -> str:
 class Store:
     """An open run-history database. Use `open_store()`; close it (or use `with`) to release the file lock."""
 
-    def __init__(self, path: str | os.PathLike[str], read_only: bool = False, check_schema: bool = True):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        read_only: bool = False,
+        check_schema: bool = True,
+        sandbox: bool = False,
+        wait_s: float | None = None,
+        notify: dblock.Notify | None = dblock.stderr_line,
+    ):
+        """`sandbox` (read-only): the connection of `twin sql`, which reads no file but this one (twin.sandbox).
+
+        A writer first takes the writer lock (twin.dblock), waiting up to `wait_s` seconds (default
+        dblock.DEFAULT_WAIT_S) for another writer, and holds it until `close()`; both readers and writers wait
+        up to `wait_s` (readers: READ_WAIT_S, silently) for DuckDB's lock on the file. `notify` gets the line a
+        waiting writer prints."""
         self.path = Path(path)
-        self.read_only = read_only
+        self.read_only = read_only = read_only or sandbox
+        self._lock: Path | None = None
         if read_only and not self.path.exists():
             raise TwinError(f"database {self.path} does not exist (run `twin run` first or pass --db)")
         if not read_only and self.path.is_dir():
             raise TwinError(f"database path {self.path} is a directory")
+        if read_only:
+            wait = READ_WAIT_S if wait_s is None else dblock.check_wait(wait_s)
+            notify = None
+        else:
+            wait = dblock.DEFAULT_WAIT_S if wait_s is None else dblock.check_wait(wait_s)
+            self._lock = dblock.acquire(self.path, wait, notify or (lambda line: None))
         try:
-            self.con = _connect(self.path, read_only)
-        except (duckdb.Error, OSError) as exc:
-            raise _connect_error(self.path, exc, read_only) from None
-        try:
-            if check_schema:
-                self._check_schema()
-            if not read_only:
-                verify_blocks(self.con, self.path)  # a damaged file is refused before anything is added
-        except duckdb.Error as exc:
-            self.con.close()
-            raise _damaged_error(self.path, exc, read_only) from None
+            try:
+                self.con = _connect_waiting(self.path, read_only, sandbox, wait, notify)
+            except (duckdb.Error, OSError) as exc:
+                raise _connect_error(self.path, exc, read_only, wait) from None
+            try:
+                if check_schema:
+                    self._check_schema()
+                if not read_only:
+                    verify_blocks(self.con, self.path)  # a damaged file is refused before anything is added
+            except duckdb.Error as exc:
+                self.con.close()
+                raise _damaged_error(self.path, exc, read_only) from None
+            except BaseException:
+                self.con.close()
+                raise
         except BaseException:
-            self.con.close()
+            self._release()
             raise
 
     # -- schema -------------------------------------------------------------------------------------------
@@ -207,9 +255,17 @@ class Store:
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     def close(self) -> None:
-        self.con.close()
-        if not self.read_only:
-            _remember_verified(self.path)
+        try:
+            self.con.close()
+            if not self.read_only:
+                _remember_verified(self.path)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            dblock.release(lock)
 
     def __enter__(self) -> Store:
         return self
@@ -262,9 +318,19 @@ class Store:
         `run` holds the `runs` columns except `run_id`/`created_at`; `tables` the trace tables (events, lots,
         batches, units) of all replications concatenated, each with a leading `replication` column; `kpis` the
         long KPI table (replication, kpi, value); `summary` the per-KPI summary (kpi, unit, n, mean, std,
-        ci_low, ci_high). Nothing is visible to readers until COMMIT; an interruption leaves no rows.
+        ci_low, ci_high). Nothing is visible to readers until COMMIT; a killed process leaves no rows, and Ctrl-C
+        is held back until the COMMIT (or ROLLBACK) is done, then raised.
         """
         self._require_writable()
+        # Ctrl-C waits for COMMIT or ROLLBACK, so that it is known what was stored
+        with interrupts.deferred():
+            run_id = self._write_run(run, tables, kpis, summary)
+            interrupts.stored.append((str(self.path), run_id))
+        return run_id
+
+    def _write_run(
+        self, run: Mapping[str, Any], tables: Mapping[str, pa.Table], kpis: pa.Table, summary: pa.Table
+    ) -> int:
         con = self.con
         con.execute("BEGIN TRANSACTION")
         try:
@@ -308,18 +374,30 @@ class Store:
     def query(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
         """Run SQL and return an Arrow table; SQL errors become a one-line TwinError."""
         try:
-            rel = self.con.sql(sql, params=params) if params is not None else self.con.sql(sql)
-            if rel is None:
-                return pa.table({})
-            fetch = getattr(rel, "to_arrow_table", None) or rel.arrow  # duckdb 2 / 1.x
-            return fetch()
-        except duckdb.Error as exc:
+            with interrupts.query_interrupts():
+                return interrupts.interruptible(self.con, lambda: _fetch(self.con.sql(sql, params=params)))
+        except duckdb.Error as exc:  # (an interrupted query is a KeyboardInterrupt by now)
             raise TwinError(f"SQL error: {_one_line(exc)}") from None
 
-    def query_read_only(self, sql: str) -> pa.Table:
-        """Run user SQL after refusing anything but read statements (the `twin sql` path)."""
-        check_read_only_sql(self.con, sql)
-        return self.query(sql)
+    def query_user(self, sql: str, read: str | os.PathLike[str] | None = None) -> pa.Table:
+        """Run one statement of user SQL (the `twin sql` path; open the store with `sandbox=True`), with the
+        files of the directory `read` as tables."""
+        from twin import sandbox
+
+        if read is not None:
+            sandbox.register_dir(self.con, Path(read), {t.lower() for t in self._tables()})
+
+        def run() -> pa.Table:
+            rel = sandbox.run(self.con, sql)
+            try:
+                return _fetch(rel)
+            except duckdb.InterruptException:
+                raise
+            except duckdb.Error as exc:
+                raise sandbox.sandbox_error(exc) from None
+
+        with interrupts.query_interrupts():
+            return interrupts.interruptible(self.con, run)
 
     def runs(self, limit: int | None = None) -> pa.Table:
         """Runs, newest first, with headline KPI means as extra columns."""
@@ -412,6 +490,13 @@ def _nan_to_null(tbl: pa.Table) -> pa.Table:
     return tbl
 
 
+def _fetch(rel: duckdb.DuckDBPyRelation | None) -> pa.Table:
+    if rel is None:
+        return pa.table({})
+    fetch = getattr(rel, "to_arrow_table", None) or rel.arrow  # duckdb 2 / 1.x
+    return fetch()
+
+
 def _one_line(exc: Exception) -> str:
     lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
     return " ".join(lines[:2]) if lines else type(exc).__name__
@@ -426,29 +511,12 @@ def parse_run_id(run_id: int | str) -> int:
         ) from None
 
 
-def check_read_only_sql(con: duckdb.DuckDBPyConnection, sql: str) -> None:
-    """Raise TwinError unless every statement of `sql` only reads (SELECT, EXPLAIN, read-only PRAGMAs)."""
-    try:
-        statements = con.extract_statements(sql)
-    except duckdb.Error as exc:
-        raise TwinError(f"SQL error: {_one_line(exc)}") from None
-    if not statements:
-        raise TwinError("SQL error: no statement given")
-    for st in statements:
-        kind = st.type.name
-        if kind == "PRAGMA":
-            m = re.match(r"\s*pragma\s+(\w+)", st.query, re.IGNORECASE)
-            if m and m.group(1).lower() in _READ_ONLY_PRAGMAS:
-                continue
-        elif kind in _READ_ONLY_STATEMENTS:
-            continue
-        word = st.query.strip().split()[0].upper() if st.query.strip() else kind
-        raise TwinError(f"twin sql is read-only: {word} statements are not allowed (only SELECT queries)")
-
-
-def open_store(path: str | os.PathLike[str] = DEFAULT_DB, read_only: bool = False) -> Store:
-    """Open (and create if needed) a run-history database; checks the schema version."""
-    return Store(path, read_only=read_only)
+def open_store(
+    path: str | os.PathLike[str] = DEFAULT_DB, read_only: bool = False, wait_s: float | None = None
+) -> Store:
+    """Open (and create if needed) a run-history database; checks the schema version. A writer holds the
+    writer lock (twin.dblock) until it is closed."""
+    return Store(path, read_only=read_only, wait_s=wait_s)
 
 
 def _hold_for_test() -> None:

@@ -31,13 +31,22 @@ def ready() -> bool:
     return True
 
 
+def init_worker() -> None:
+    """The initializer of a local pool's worker: Ctrl-C is for the process that runs the study (a terminal sends
+    it to every process of the job; a worker that took it would print a traceback), then `without_pandas`."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    without_pandas()
+
+
 def without_pandas() -> None:
     """Tell pyarrow, in this process, that pandas is not installed, without importing it.
 
     pyarrow looks for pandas objects in what it converts, and to know them it imports pandas on its first
     conversion: 0.4 s, the biggest import of a worker that never sees a pandas object. pyarrow tries that import
     once for its checks and remembers the answer; an explicit pandas call (`to_pandas`) tries again, so nothing is
-    lost if one is ever made. The pool's initializer, run in each worker (a fork of the forkserver, which did not
+    lost if one is ever made. Run by `init_worker` in each worker (a fork of the forkserver, which did not
     import pandas)."""
     if "pandas" in sys.modules:
         return

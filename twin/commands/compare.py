@@ -10,6 +10,8 @@ from typing import Annotated
 import typer
 
 from twin.commands.history import cli_errors, console, fmt
+from twin.commands.run import WAIT_HELP
+from twin.dblock import DEFAULT_WAIT_S
 
 OBJECTIVE_HELP = (
     "throughput (good kg/h), yield (final yield), power (lowest R_int of good lots), cycle-life (highest "
@@ -55,6 +57,7 @@ def compare_cmd(
     max_reps: Annotated[int, typer.Option(help="at most this many replications per scenario in --select-best")] = 200,
     output_format: Annotated[str, typer.Option("--format", "-f", help="table or json")] = "table",
     db: Annotated[Path, typer.Option(help="DuckDB run-history file")] = Path("twin.duckdb"),
+    wait: Annotated[float, typer.Option(help="with --select-best: " + WAIT_HELP)] = DEFAULT_WAIT_S,
 ) -> None:  # fmt: skip
     """Compare the scenarios of a study (or runs): KPIs with 95 % CIs, differences to the baseline, ranking."""
     from twin import compare as cmp
@@ -85,7 +88,17 @@ def compare_cmd(
     if select_best:
         assert delta is not None
         best = cmp.select_best(
-            sel, objective, delta, constraints, alpha, n0, max_reps, db=db, prices=prices, procedure=procedure
+            sel,
+            objective,
+            delta,
+            constraints,
+            alpha,
+            n0,
+            max_reps,
+            db=db,
+            prices=prices,
+            procedure=procedure,
+            wait_s=wait,
         )
     if output_format == "json":
         data = cmp.comparison_json(comp)

@@ -27,21 +27,26 @@ DB_OPTION = typer.Option(help="DuckDB run-history file")
 
 # -- helpers shared by the command modules ------------------------------------------------------------------
 def cli_errors(fn: F) -> F:
-    """Turn a TwinError into `error: <message>` on stderr and exit code 2 (also under Typer's CliRunner),
-    and Ctrl-C into `interrupted` and exit code 130. A float option or argument given as NaN or infinity is
-    refused the same way before the command runs."""
+    """Turn a TwinError into `error: <message>` on stderr and its exit code (2; an interrupted study's: 130), also
+    under Typer's CliRunner, and Ctrl-C into one line saying what was stored, and exit code 130. A float option
+    or argument given as NaN or infinity is refused the same way before the command runs."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from twin import interrupts
+
+        interrupts.forget()
         try:
             _refuse_non_finite(kwargs)
-            return fn(*args, **kwargs)
+            with interrupts.query_interrupts():  # DuckDB's "Query interrupted" anywhere: Ctrl-C
+                return fn(*args, **kwargs)
         except user_error_types() as exc:
-            print(f"error: {one_line(str(exc))}", file=sys.stderr)
+            code = getattr(exc, "exit_code", 2)
+            print(f"{'' if code == 130 else 'error: '}{one_line(str(exc))}", file=sys.stderr)
             # SystemExit, not typer.Exit: `app(standalone_mode=False)` returns typer.Exit's code instead of exiting
-            sys.exit(2)
+            sys.exit(code)
         except KeyboardInterrupt:
-            print("interrupted: nothing was stored", file=sys.stderr)
+            print(interrupts.message(), file=sys.stderr)
             sys.exit(130)  # typer would turn it into Exit(130), which `main()` does not pass on
 
     return wrapper  # type: ignore[return-value]
@@ -207,13 +212,18 @@ def runs_show(
 
 # -- twin sql -----------------------------------------------------------------------------------------------
 def sql(
-    query: Annotated[str, typer.Argument(metavar="SQL", help="a SELECT query over the run history")],
+    query: Annotated[str, typer.Argument(metavar="SQL", help="one SELECT query over the run history")],
     db: Annotated[Path, DB_OPTION] = Path("twin.duckdb"),
+    read: Annotated[Path | None, typer.Option("--read", help="a directory whose CSV, TSV, Parquet and JSON-lines files are tables named after them (qc.csv -> qc), read-only")] = None,
     format: Annotated[str, typer.Option("--format", "-f", help="table, csv, json or parquet")] = "table",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write to this file (required for parquet)")] = None,
     limit: Annotated[int, typer.Option(help="rows shown in table format")] = 200,
 ) -> None:  # fmt: skip
-    """Run a read-only SQL query on the run history (the database is opened read-only)."""
+    """Run one read-only SQL statement on the run history.
+
+    DuckDB itself keeps the query in: it reads the database and no other file (only the files of --read DIR, as
+    tables), writes nothing, installs and loads no extension, reaches no network, and its settings are locked.
+    Several statements in one call are refused: run them one by one."""
     from twin import api
 
     fmt_name = format.lower()
@@ -223,7 +233,7 @@ def sql(
         raise TwinError("--format parquet needs --output FILE")
     if fmt_name == "table" and output is not None:
         raise TwinError("--output needs --format csv, json or parquet")
-    tbl, mismatch = api.query_checked(query, db=db)
+    tbl, mismatch = api.query_checked(query, db=db, read=read)
     if mismatch:
         typer.echo(mismatch, err=True)
     if fmt_name == "table":

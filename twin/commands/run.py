@@ -11,9 +11,11 @@ from typing import Annotated
 import typer
 
 from twin.commands.history import cli_errors, console, kpi_table
+from twin.dblock import DEFAULT_WAIT_S
 from twin.errors import TwinError
 
 DB_HELP = "DuckDB run-history file"
+WAIT_HELP = "seconds to wait, before simulating, while another process writes to --db (0: fail at once)"
 
 
 @cli_errors
@@ -28,11 +30,13 @@ def run(
     kpi: Annotated[str, typer.Option(help="KPI that --precision applies to")] = "good_kg_per_h",
     max_replications: Annotated[int, typer.Option(help="upper bound on replications with --precision")] = 100,
     profile: Annotated[Path | None, typer.Option(help="write a cProfile file of the run (read with `python -m pstats FILE`)")] = None,
+    wait: Annotated[float, typer.Option(help=WAIT_HELP)] = DEFAULT_WAIT_S,
 ) -> None:  # fmt: skip
     """Run a scenario's replications, print KPI means with 95 % confidence intervals, store the run.
 
     With --precision, replications are added (at least --replications, default 5) until the KPI's 95 %
-    interval is narrow enough or --max-replications is reached."""
+    interval is narrow enough or --max-replications is reached. One process at a time writes to a database:
+    while another does, this one waits (up to --wait seconds, saying so on stderr) before it simulates."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from twin import api
@@ -49,13 +53,13 @@ def run(
         def simulate(progress):
             nonlocal reached
             result, reached = api.run_to_precision(
-                sc, precision, kpi, min_n, max_replications, seed=seed, db=db, progress=progress
+                sc, precision, kpi, min_n, max_replications, seed=seed, db=db, progress=progress, wait_s=wait
             )
             return result
     else:
 
         def simulate(progress):
-            return api.run_scenario(sc, replications=n, seed=seed, db=db, progress=progress)
+            return api.run_scenario(sc, replications=n, seed=seed, db=db, progress=progress, wait_s=wait)
 
     if profile is not None:
         from twin.profiling import profile_to

@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 
 from twin.commands.history import cli_errors, console, fmt
+from twin.commands.run import WAIT_HELP
+from twin.dblock import DEFAULT_WAIT_S
 
 EXECUTOR_HELP = "serial, processes (all cores, default) or dask (--address, or a local cluster)"
 
@@ -21,11 +23,18 @@ def study(
     db: Annotated[Path, typer.Option(help="DuckDB run-history file")] = Path("twin.duckdb"),
     list_only: Annotated[bool, typer.Option("--list", help="only list the generated scenarios, run nothing")] = False,
     uncertainty: Annotated[int | None, typer.Option(help="run every scenario under N samples of the uncertain quality parameters (sets the study's uncertainty.samples)")] = None,
+    wait: Annotated[float, typer.Option(help=WAIT_HELP)] = DEFAULT_WAIT_S,
+    dask_timeout: Annotated[float | None, typer.Option(help="with --executor dask: fail when the cluster has had no worker for this many seconds (default 60)")] = None,
 ) -> None:  # fmt: skip
     """Run a study: every generated scenario with the study's replications and one seed (common random numbers).
 
     With uncertainty samples, every scenario also runs once per sample of the quality model's uncertain
-    parameters (Latin hypercube over their ranges), as `<scenario>@u<k>`; `@u00` is the nominal model."""
+    parameters (Latin hypercube over their ranges), as `<scenario>@u<k>`; `@u00` is the nominal model.
+
+    One process at a time writes to a database: while another does, the study waits (up to --wait seconds, saying
+    so on stderr) before it simulates; it then holds the database for its whole length, but opens the file only
+    to write, so `twin runs list` and `twin sql` can read between its writes. Ctrl-C stops it with one line
+    giving the runs stored (exit code 130)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
@@ -52,7 +61,7 @@ def study(
                 markup=False,
             )
         return
-    ex = make_executor(executor, workers, address)
+    ex = make_executor(executor, workers, address, dask_timeout)
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -63,7 +72,9 @@ def study(
     ) as bar:
         what = "scenario x sample x replication" if samples is not None else "scenario x replication"
         task = bar.add_task(f"{plan.name}: {what}", total=plan.n_runs)
-        res = run_study(plan, ex, db=db, progress=lambda done, total: bar.update(task, completed=done))
+        res = run_study(
+            plan, ex, db=db, progress=lambda done, total: bar.update(task, completed=done), wait_s=wait
+        )
     shown = [(r.scenario.name, r) for r in res.runs]
     if samples is not None:  # the nominal model's runs, named by strategy
         nominal = {samples.run_name(name, 0): name for name in plan.strategies}
