@@ -40,10 +40,13 @@ def _rows(db: Path, sql: str) -> list[tuple]:
         con.close()
 
 
+LONG_LIMITS = "limits: {replications: 2000}\n"  # a run long enough to be caught while it simulates
+
+
 @pytest.fixture
 def place(tmp_path: Path) -> Path:
     (tmp_path / "s.yaml").write_text(SMALL_SCENARIO.format(hours=48, warmup=8))
-    (tmp_path / "long.yaml").write_text(SMALL_SCENARIO.format(hours=2000, warmup=24))
+    (tmp_path / "long.yaml").write_text(SMALL_SCENARIO.format(hours=2000, warmup=24) + LONG_LIMITS)
     return tmp_path
 
 
@@ -122,7 +125,7 @@ def test_a_bad_wait_is_one_line(place, value):
 def test_readers_are_not_held_up_by_a_writer_that_simulates(place):
     """The writer lock is not DuckDB's: while a run simulates, `twin runs list` and `twin sql` read the file."""
     assert run_twin("run", "s.yaml", "--db", "h.duckdb", cwd=place).returncode == 0
-    (place / "longer.yaml").write_text(SMALL_SCENARIO.format(hours=720, warmup=24))
+    (place / "longer.yaml").write_text(SMALL_SCENARIO.format(hours=720, warmup=24) + LONG_LIMITS)
     a = _start(["run", "longer.yaml", "-n", "2000", "--db", "h.duckdb"], cwd=place)
     try:
         assert a.stderr.readline().startswith("small: 1/2000 replications")  # simulating, holding the lock
