@@ -177,6 +177,22 @@ def test_error_missing_scenario_file(tmp_path):
     assert not (tmp_path / "twin.duckdb").exists()
 
 
+def test_error_command_line_typer_cannot_parse_is_one_line(tmp_path):
+    """An unknown option, a missing argument, a value of the wrong type: one line naming the command and where
+    its help is, exit code 2 (not Typer's usage box)."""
+    cases = [
+        (("run", "s.yaml", "--bogus"), r"^error: twin run: No such option: --bogus .*\(see `twin run --help`\)$"),
+        (("run",), r"^error: twin run: Missing argument 'scenario'\. \(see `twin run --help`\)$"),
+        (("run", "s.yaml", "--hours", "abc"), r"^error: twin run: Invalid value for '--hours': .*\(see `twin run --help`\)$"),
+        (("sql",), r"^error: twin sql: Missing argument"),
+        (("nosuchcommand",), r"^error: twin: No such command 'nosuchcommand'\. \(see `twin --help`\)$"),
+    ]  # fmt: skip
+    for args, pattern in cases:
+        _one_line_error(run_twin(*args, cwd=tmp_path), pattern)
+    bare = run_twin(cwd=tmp_path)  # `twin` alone: its help, no error line
+    assert bare.returncode == 2 and "Usage: twin" in bare.stdout + bare.stderr and "error:" not in bare.stderr
+
+
 def test_error_invalid_scenario_file(tmp_path):
     (tmp_path / "bad.yaml").write_text("horizon_h: ten\n")
     _one_line_error(run_twin("run", "bad.yaml", cwd=tmp_path), r"^error: bad\.yaml: horizon_h: ")

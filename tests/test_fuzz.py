@@ -23,9 +23,10 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
+from typer.exceptions import Abort, Exit, TyperException
 from typer.testing import CliRunner
 
-from twin.cli import app
+from twin.cli import app, usage_line
 
 EXAMPLES = int(os.environ.get("TWIN_FUZZ_EXAMPLES", "300"))
 SECONDS_PER_EXAMPLE = 10.0
@@ -124,7 +125,8 @@ def invoke(*args: str):
     old = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, SECONDS_PER_EXAMPLE)
     try:
-        return runner.invoke(app, list(args))
+        # as `twin` runs it (twin/cli.py main): click's usage errors come back as exceptions, not usage boxes
+        return runner.invoke(app, list(args), standalone_mode=False)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
@@ -134,27 +136,30 @@ def invoke(*args: str):
 PROGRESS = re.compile(r"^.+: \d+/\d+ replications$")
 
 
+def _usage_error(exc: BaseException | None) -> bool:
+    """A command line Typer cannot parse (its vendored click's UsageError family)."""
+    return isinstance(exc, TyperException) and not isinstance(exc, Abort | Exit)
+
+
 def error_line(r, args: tuple[str, ...]) -> str | None:
-    """None for a success; else the one `error: ...` line of a user error (exit 2). Fails the example on a
-    traceback, a crash, another exit code or more than one line (progress lines of a run excepted)."""
+    """None for a success; else the one `error: ...` line of a user error (exit 2), or of a command line Typer
+    cannot parse, as `twin` prints it (twin/cli.py usage_line). Fails the example on a traceback, a crash,
+    another exit code or more than one line (progress lines of a run excepted)."""
     what = f"twin {' '.join(args)!r}"
+    if _usage_error(r.exception):
+        line = usage_line(r.exception)
+        assert "\n" not in line and line.startswith("error: twin") and "--help`)" in line, f"{what}: {line!r}"
+        return line
     if r.exception is not None and not isinstance(r.exception, SystemExit):
         raise AssertionError(f"{what} raised {type(r.exception).__name__}: {r.exception}") from r.exception
     assert "Traceback" not in r.stderr and "Traceback" not in r.stdout, f"{what}: traceback\n{r.stderr}"
-    if r.exit_code == 0:
+    code = r.return_value if isinstance(r.return_value, int) else r.exit_code  # typer.Exit's code, returned
+    if code == 0:
         return None
-    assert r.exit_code == 2, f"{what}: exit code {r.exit_code}\n{r.stderr}"
+    assert code == 2, f"{what}: exit code {code}\n{r.stderr}"
     lines = [ln for ln in r.stderr.splitlines() if ln.strip() and not PROGRESS.match(ln)]
-    if _usage_error(r.stderr):
-        return lines[-1]
     assert len(lines) == 1 and lines[0].startswith("error: "), f"{what}: not one error line:\n{r.stderr}"
     return lines[0]
-
-
-def _usage_error(stderr: str) -> bool:
-    """Typer's usage message for a command line it cannot parse (unknown option, value of the wrong type): the
-    usage line, a hint and the error naming the option, exit code 2 (twin/cli.py)."""
-    return stderr.lstrip().startswith("Usage: twin") and "--help" in stderr
 
 
 def check_lines(r, path: Path) -> list[str]:
@@ -486,8 +491,8 @@ def test_mutated_command_lines_end_in_success_or_one_line(work: Path, data: st.D
     (work / "empty.yaml").write_bytes(b"")
     args = data.draw(command_line(work))
     r = invoke(*args)
-    event(f"{args[0]}: exit {r.exit_code}" + (" (usage)" if _usage_error(r.stderr) else ""))
-    if args[:2] == ["scenario", "check"] and r.exit_code == 1:
+    event(f"{args[0]}: exit {r.exit_code}" + (" (usage)" if _usage_error(r.exception) else ""))
+    if args[:2] == ["scenario", "check"] and r.exit_code == 1 and isinstance(r.exception, SystemExit | None):
         lines = r.stderr.splitlines()
         assert lines and all(": " in ln and "Traceback" not in ln for ln in lines), r.stderr
         return

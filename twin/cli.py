@@ -38,25 +38,45 @@ def _register_commands() -> None:
 _register_commands()
 
 
-def main() -> None:
+def usage_line(exc: Exception) -> str:
+    """A command line Typer cannot parse (unknown option, missing argument, value of the wrong type) as one
+    line: `error: twin run: No such option: --bogus (see `twin run --help`)`."""
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx is not None else "twin"
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    return f"error: {command}: {' '.join(message.split())} (see `{command} --help`)"
+
+
+def main(argv: list[str] | None = None) -> None:
     """Entry point of the `twin` console script.
 
-    Typer's standalone mode renders usage errors (missing argument, bad option value) as a short usage message
-    and exit code 2; a TwinError (or an adapter's user error) raised by a command ends in one line
-    `error: ...` and exit code 2; Ctrl-C in one line saying what was stored, and exit code 130.
+    A command line Typer cannot parse, a TwinError (or an adapter's user error) raised by a command: one line
+    `error: ...` and exit code 2; Ctrl-C: one line saying what was stored, and exit code 130.
     """
+    from typer.exceptions import TyperException
+
     try:
         try:
-            app()
+            code = app(args=argv, prog_name="twin", standalone_mode=False)
         except user_error_types() as exc:
             code = getattr(exc, "exit_code", 2)
             print(f"{'' if code == 130 else 'error: '}{exc}", file=sys.stderr)
             sys.exit(code)
+        except TyperException as exc:  # click's usage errors (and Abort, a Ctrl-C at a prompt)
+            if type(exc).__name__ == "Abort":
+                raise KeyboardInterrupt from None
+            if type(exc).__name__ == "NoArgsIsHelpError":  # `twin` or `twin plant` alone: the help, exit code 2
+                if exc.format_message().strip():  # Typer's rich help is already printed; click's plain one is not
+                    print(exc.format_message(), file=sys.stderr)
+                sys.exit(2)
+            print(usage_line(exc), file=sys.stderr)
+            sys.exit(getattr(exc, "exit_code", 2))
         except KeyboardInterrupt:
             from twin import interrupts
 
             print(interrupts.message(), file=sys.stderr)
             sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
     except SystemExit as stop:
         if stop.code == 130:  # the line is out: a Ctrl-C still pending (DuckDB can leave one) or a second one
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # must not end the exit in a traceback
